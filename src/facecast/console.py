@@ -1,0 +1,99 @@
+"""Shared CLI plumbing: common options, progress bars, one-line errors, JSON summaries.
+
+Every stage's command module uses these so `--quiet`, `--json` and `--workspace` mean the same
+everywhere and long loops look the same.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+T = TypeVar("T")
+
+err_console = Console(stderr=True)
+out_console = Console()
+
+WorkspaceOpt = Annotated[
+    Path,
+    typer.Option("--workspace", "-w", help="Workspace folder (see `facecast workspace init`)."),
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON summary.")]
+
+
+def track(
+    items: Iterable[T], total: int | None = None, description: str = "", quiet: bool = False
+) -> Iterator[T]:
+    """Iterate with a rich progress bar on stderr (nothing when quiet or not a terminal-less run)."""
+    if quiet:
+        yield from items
+        return
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)  # type: ignore[arg-type]
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    )
+    with progress:
+        task = progress.add_task(description, total=total)
+        for item in items:
+            yield item
+            progress.advance(task)
+
+
+def make_progress(quiet: bool = False) -> Progress:
+    """A Progress for loops that are not a simple iteration (workers, nested stages)."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=quiet,
+    )
+
+
+def summary(data: dict[str, Any], as_json: bool, quiet: bool = False, title: str = "") -> None:
+    """Print a result summary: JSON on stdout with --json, else a short table unless quiet."""
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+        return
+    if quiet:
+        return
+    from rich.table import Table
+
+    table = Table(title=title or None, show_header=False)
+    for key, value in data.items():
+        if isinstance(value, dict):
+            value = "\n".join(f"{k}: {v}" for k, v in value.items())
+        elif isinstance(value, (list, tuple)) and len(value) > 8:
+            value = ", ".join(map(str, value[:8])) + f", ... ({len(value)} in all)"
+        table.add_row(str(key), str(value))
+    out_console.print(table)
+
+
+def info(message: str, quiet: bool = False) -> None:
+    """A status line on stderr (so stdout stays clean for --json)."""
+    if not quiet:
+        err_console.print(message)

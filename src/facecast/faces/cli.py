@@ -1,0 +1,9 @@
+"""Commands of the faces stage (registered by facecast.cli)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Nothing registered yet."""
