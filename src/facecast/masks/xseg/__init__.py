@@ -1,0 +1,1 @@
+"""XSeg-style segmentation: model, training (with no-label pretraining) and applying masks."""
