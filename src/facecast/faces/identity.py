@@ -23,6 +23,7 @@ import numpy as np
 from facecast.errors import FacecastError
 
 DESCRIPTOR_MODEL = "dlib_face_recognition_resnet_model_v1.dat"
+SHAPE_MODEL_68 = "shape_predictor_68_face_landmarks.dat"
 SAME_PERSON_THRESHOLD = 0.6  # dlib's published operating point for this descriptor
 
 
@@ -47,6 +48,25 @@ def _recognizer():  # -> dlib.face_recognition_model_v1
     import dlib
 
     return dlib.face_recognition_model_v1(str(models_dir() / DESCRIPTOR_MODEL))
+
+
+@lru_cache(maxsize=1)
+def _shape_predictor():  # -> dlib.shape_predictor
+    import dlib
+
+    return dlib.shape_predictor(str(models_dir() / SHAPE_MODEL_68))
+
+
+def shape_68(image: np.ndarray, rect: tuple[float, float, float, float]) -> np.ndarray:
+    """dlib's 68 points inside a face box (x0, y0, x1, y1) of an RGB uint8 image, as 68x2 float.
+
+    A fallback for scoring when the extraction stage's landmark module is not installed; it is the
+    same predictor that stage uses (DESIGN: mediapipe boxes, dlib points)."""
+    import dlib
+
+    x0, y0, x1, y1 = (int(round(v)) for v in rect)
+    shape = _shape_predictor()(np.ascontiguousarray(image), dlib.rectangle(x0, y0, x1, y1))
+    return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
 
 
 def _shape(landmarks68: np.ndarray):  # -> dlib.full_object_detection
