@@ -1,0 +1,1 @@
+"""SAEHD-family autoencoders (DF, LIAE) written from DeepFaceLab's published design."""

@@ -1,0 +1,108 @@
+"""The contract merge codes against: load a trained model folder and swap batches of aligned dst faces.
+
+    predictor = load_predictor(ws.model("alice"), device="auto")
+    out = predictor.predict(faces)        # faces: N x R x R x 3 uint8 RGB, R = predictor.resolution
+    out.face      # N,R,R,3 float32 [0,1]  dst->src swap
+    out.src_mask  # N,R,R   float32 [0,1]  learned mask of the predicted face ("learned-prd")
+    out.dst_mask  # N,R,R   float32 [0,1]  learned mask of the dst face ("learned-dst")
+
+Faces must be aligned with the model's `face_type` at its `resolution`; anything else is refused with
+one line (a silent resize would hand merge a wrongly framed face).
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facecast.errors import FacecastError
+from facecast.train import checkpoint
+from facecast.train.archs.base import SwapModel
+from facecast.train.archs.registry import build_model
+from facecast.train.options import ModelOptions
+
+WEIGHT_PREFIX = "model."
+
+
+@dataclass
+class PredictOutput:
+    face: np.ndarray  # N,R,R,3 float32 [0,1]
+    src_mask: np.ndarray  # N,R,R float32 [0,1]
+    dst_mask: np.ndarray  # N,R,R float32 [0,1]
+
+
+def load_swap_model(model_dir: Path) -> tuple[SwapModel, ModelOptions, dict]:
+    """Build the model an options.json describes and load its committed weights (CPU, eval mode)."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise FacecastError(f"model folder {model_dir} not found; train it first with `facecast train`")
+    checkpoint.recover(model_dir)
+    options = ModelOptions.load(model_dir / "options.json")
+    if not (model_dir / "model.safetensors").exists():
+        raise FacecastError(f"{model_dir}: no saved weights yet (model.safetensors); train it first")
+    tensors = checkpoint.load_tensors(model_dir / "model.safetensors")
+    weights = {k[len(WEIGHT_PREFIX):]: v for k, v in tensors.items() if k.startswith(WEIGHT_PREFIX)}
+    model = build_model(options)
+    checkpoint.load_weights_into(model, weights, str(model_dir / "model.safetensors"))
+    model.eval()
+    return model, options, checkpoint.read_state(model_dir)
+
+
+class Predictor:
+    """A loaded model ready to swap batches of aligned dst faces (no_grad, autocast where it pays)."""
+
+    def __init__(self, model: SwapModel, options: ModelOptions, name: str, device: str = "auto",
+                 batch_size: int = 16) -> None:
+        from facecast.compute import choose_device
+
+        choice = choose_device(device)
+        self.device = choice.device
+        self.amp_dtype = getattr(torch, choice.amp_dtype) if choice.amp_dtype else None
+        self.model = model.to(self.device)
+        if choice.is_cuda:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.name = name
+        self.resolution = options.resolution
+        self.face_type = options.face_type
+        self.arch = options.arch
+        self.batch_size = batch_size
+
+    def predict(self, faces: np.ndarray) -> PredictOutput:
+        faces = np.asarray(faces)
+        if faces.ndim == 3:
+            faces = faces[None]
+        r = self.resolution
+        if faces.ndim != 4 or faces.shape[1:] != (r, r, 3):
+            raise FacecastError(
+                f"model {self.name} takes N x {r} x {r} x 3 aligned faces ({self.face_type}); got shape {faces.shape}"
+            )
+        if faces.dtype != np.uint8:
+            raise FacecastError(f"model {self.name} takes uint8 RGB faces; got {faces.dtype}")
+        outs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        dev_type = self.device.split(":")[0]
+        amp = torch.autocast(dev_type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
+        with torch.no_grad(), amp:
+            for i in range(0, len(faces), self.batch_size):
+                x = torch.from_numpy(faces[i : i + self.batch_size]).to(self.device)
+                x = x.permute(0, 3, 1, 2).float().div_(255.0)
+                face, fmask, dmask = self.model.swap(x)
+                outs.append((
+                    face.float().permute(0, 2, 3, 1).cpu().numpy(),
+                    fmask.float()[:, 0].cpu().numpy(),
+                    dmask.float()[:, 0].cpu().numpy(),
+                ))
+        if not outs:
+            empty = np.zeros((0, r, r), np.float32)
+            return PredictOutput(np.zeros((0, r, r, 3), np.float32), empty, empty.copy())
+        face, sm, dm = (np.clip(np.concatenate(p), 0, 1).astype(np.float32) for p in zip(*outs))
+        return PredictOutput(face, sm, dm)
+
+
+def load_predictor(model_dir: Path, device: str = "auto") -> Predictor:
+    """Load `model/<name>/` for inference (see the module docstring for the contract)."""
+    model, options, _ = load_swap_model(Path(model_dir))
+    return Predictor(model, options, Path(model_dir).name, device)
