@@ -1,0 +1,137 @@
+"""Face detection behind a small backend interface; the default backend is mediapipe + dlib.
+
+Choice (measured on this 2-core machine, DESIGN.md and bench/extract.py):
+- mediapipe 0.10.21's legacy `solutions.face_detection` (BlazeFace, bundled in the wheel): short-range
+  ~2.3 ms, full-range ~5.5 ms per image whatever its size (it resizes internally). Neither model alone
+  found every face on the bundled photos (short-range misses Einstein at ~90 px in a 1024 px photo;
+  full-range ranks the faces differently), so both run and the boxes are merged (IoU > 0.3 = same face,
+  the higher score wins).
+- dlib's own HOG detector is too slow on whole frames (up to 0.7 s at 1080p) and its CNN far slower,
+  but dlib's 68-point predictor is the most accurate landmark model we have (landmarks.py), so each
+  mediapipe box is handed to `landmarks.landmarks_for_rect`.
+- Small frames (min side < 360 px, e.g. 176x144 video with ~50 px faces) and frames where nothing was
+  found are upsampled 2x before detection: BlazeFace's short-range model needs faces of ~40+ px.
+Models are created once per process and cached (worker processes each load their own).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from facecast.errors import FacecastError
+
+SMALL_FRAME_PX = 360
+MERGE_IOU = 0.3
+
+
+@dataclass
+class DetectedFace:
+    rect: tuple[float, float, float, float]  # x0, y0, x1, y1 in frame pixels
+    score: float
+    landmarks: np.ndarray = field(repr=False)  # 68x2 float64, frame pixels
+
+
+class FaceDetector(Protocol):
+    """A backend: boxes with scores, then 68 points per box. `name`/`version` go into the metadata."""
+
+    name: str
+
+    def version(self) -> str: ...
+
+    def boxes(self, image: np.ndarray, min_score: float) -> list[tuple[tuple[float, float, float, float], float]]: ...
+
+    def landmarks(self, image: np.ndarray, rect: tuple[float, float, float, float]) -> np.ndarray: ...
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def merge_boxes(boxes: list[tuple[tuple[float, float, float, float], float]]) -> list[tuple[tuple[float, float, float, float], float]]:
+    """Greedy non-maximum suppression: the best-scored box of each overlapping group survives."""
+    kept: list[tuple[tuple[float, float, float, float], float]] = []
+    for rect, score in sorted(boxes, key=lambda b: -b[1]):
+        if all(_iou(rect, k[0]) <= MERGE_IOU for k in kept):
+            kept.append((rect, score))
+    return kept
+
+
+class MediapipeDlibDetector:
+    """mediapipe short+full-range boxes, dlib 68 points (see module docstring for the measurements)."""
+
+    name = "mediapipe+dlib"
+
+    def __init__(self) -> None:
+        import mediapipe as mp
+
+        fd = mp.solutions.face_detection
+        self._models = [fd.FaceDetection(model_selection=m, min_detection_confidence=0.2) for m in (0, 1)]
+
+    def version(self) -> str:
+        import mediapipe as mp
+
+        from facecast.faces.landmarks import predictor_version
+
+        return f"mediapipe {mp.__version__} face_detection short+full; {predictor_version()}"
+
+    def _boxes_once(self, image: np.ndarray, min_score: float) -> list[tuple[tuple[float, float, float, float], float]]:
+        h, w = image.shape[:2]
+        out = []
+        for model in self._models:
+            result = model.process(image)
+            for det in result.detections or []:
+                score = float(det.score[0])
+                if score < min_score:
+                    continue
+                bb = det.location_data.relative_bounding_box
+                x0, y0 = bb.xmin * w, bb.ymin * h
+                rect = (x0, y0, x0 + bb.width * w, y0 + bb.height * h)
+                # boxes partly outside the frame are fine; boxes with no area inside are noise
+                if rect[2] <= 0 or rect[3] <= 0 or rect[0] >= w or rect[1] >= h:
+                    continue
+                out.append((rect, score))
+        return merge_boxes(out)
+
+    def boxes(self, image: np.ndarray, min_score: float) -> list[tuple[tuple[float, float, float, float], float]]:
+        h, w = image.shape[:2]
+        small = min(h, w) < SMALL_FRAME_PX
+        found = [] if small else self._boxes_once(image, min_score)
+        if small or not found:
+            big = cv2.resize(image, (w * 2, h * 2), interpolation=cv2.INTER_CUBIC)
+            found = [(tuple(v / 2 for v in r), s) for r, s in self._boxes_once(big, min_score)]  # type: ignore[misc]
+        return found
+
+    def landmarks(self, image: np.ndarray, rect: tuple[float, float, float, float]) -> np.ndarray:
+        from facecast.faces.landmarks import landmarks_for_rect
+
+        return landmarks_for_rect(image, rect)
+
+
+BACKENDS = {"mediapipe+dlib": MediapipeDlibDetector}
+DEFAULT_BACKEND = "mediapipe+dlib"
+
+
+@lru_cache(maxsize=None)
+def get_detector(name: str = DEFAULT_BACKEND) -> FaceDetector:
+    """The process-wide instance of a backend (models load once per process)."""
+    if name not in BACKENDS:
+        raise FacecastError(f"unknown detector {name!r}: choose one of {', '.join(BACKENDS)}")
+    return BACKENDS[name]()
+
+
+def detect_faces(image: np.ndarray, min_score: float = 0.5, backend: str = DEFAULT_BACKEND) -> list[DetectedFace]:
+    """All faces in an RGB uint8 image with 68 landmarks each, best score first."""
+    img = np.ascontiguousarray(image)
+    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+        raise FacecastError(f"detect_faces needs an RGB uint8 image, got {img.dtype} {img.shape}")
+    det = get_detector(backend)
+    return [DetectedFace(rect, score, det.landmarks(img, rect)) for rect, score in det.boxes(img, min_score)]
