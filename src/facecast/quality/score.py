@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,8 @@ import cv2
 import numpy as np
 
 from facecast.errors import FacecastError
-from facecast.faces.align import transform_points, warp_to_face
-from facecast.faces.aligned import AlignedMeta, list_aligned, read_aligned, read_meta
+from facecast.faces.align import align_face, transform_points, warp_to_face
+from facecast.faces.aligned import AlignedFace, AlignedMeta, list_aligned, read_aligned, read_meta
 from facecast.faces.identity import centroid, descriptor_distance, face_descriptor, shape_68
 from facecast.masks.hull import hull_mask
 from facecast.media.images import atomic_write_bytes, list_images, read_image
@@ -188,6 +188,27 @@ def merged_samples(ws: Workspace, settings: ScoreSettings, quiet: bool) -> list[
     return samples
 
 
+def _model_framed(ws: Workspace, face: AlignedFace, face_type: str, res: int) -> AlignedFace:
+    """The aligned face framed as the model expects (its face type and resolution): re-cut from the
+    dst frame when the face type differs, else resized. Landmarks follow."""
+    meta = face.meta
+    if face_type and face_type != meta.face_type:
+        frame_path = _find_frame(ws.data("dst"), Path(meta.source.filename).stem)
+        if frame_path is None:
+            raise FacecastError(
+                f"{face.path}: is {meta.face_type} but the model wants {face_type}, and its frame "
+                f"{meta.source.filename} is not in {ws.data('dst')} to re-cut it; re-extract dst as {face_type}"
+            )
+        image, mat, lm = align_face(read_image(frame_path), meta.source_landmarks, face_type, res)
+        return AlignedFace(image, replace(meta, face_type=face_type, size=res, landmarks=lm.tolist(),
+                                          image_to_face=mat.tolist()), face.path)
+    if meta.size != res:
+        k = res / meta.size
+        image = cv2.resize(face.image, (res, res), interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_CUBIC)
+        return AlignedFace(image, replace(meta, size=res, landmarks=(meta.landmarks_array * k).tolist()), face.path)
+    return face
+
+
 def predicted_samples(ws: Workspace, model_dir: Path, settings: ScoreSettings, quiet: bool) -> list[FaceSample]:
     """Predict the swap for each dst aligned face (nothing merged yet) and measure on the squares."""
     from facecast.console import track
@@ -200,17 +221,17 @@ def predicted_samples(ws: Workspace, model_dir: Path, settings: ScoreSettings, q
     paths = list_aligned(ws.aligned("dst"))
     samples: list[FaceSample] = []
     batches = [paths[i : i + settings.batch] for i in range(0, len(paths), settings.batch)]
+    res = int(predictor.resolution)
+    face_type = str(getattr(predictor, "face_type", "") or "")
     for batch in track(batches, description="predicting", quiet=quiet):
-        faces = [read_aligned(p) for p in batch]
-        res = int(getattr(predictor, "resolution", 0) or faces[0].meta.size)
-        dst = np.stack([cv2.resize(f.image, (res, res), interpolation=cv2.INTER_AREA) if f.image.shape[0] != res else f.image for f in faces])
+        faces = [_model_framed(ws, read_aligned(p), face_type, res) for p in batch]
+        dst = np.stack([f.image for f in faces])
         out = predictor.predict(dst)
         pred = np.clip(np.asarray(out.face, np.float32), 0, 1)
         m = np.asarray(out.dst_mask, np.float32).reshape(len(faces), res, res, 1)
         swap = np.clip((pred * m + dst.astype(np.float32) / 255.0 * (1 - m)) * 255.0 + 0.5, 0, 255).astype(np.uint8)
         for j, f in enumerate(faces):
-            k = res / f.meta.size
-            rect = _rect_of(f.meta.landmarks_array * k)
+            rect = _rect_of(f.meta.landmarks_array)
             dst_lm = place_landmarks(dst[j], rect)
             swap_lm = place_landmarks(swap[j], rect)
             samples.append(
