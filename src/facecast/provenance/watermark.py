@@ -323,7 +323,12 @@ def detect(frames: list[np.ndarray] | np.ndarray, key: bytes = FACECAST_KEY, tru
         frames = [frames]
     if not frames:
         raise FacecastError("no frames to look for a watermark in")
-    img = pool(list(frames))
+    return detect_pooled(pool(list(frames)), len(frames), truth)
+
+
+def detect_pooled(img: np.ndarray, n_frames: int = 1, truth: bytes | None = None) -> Detection:
+    """Detect in an already pooled image (see `Pooler` for growing windows over a long video)."""
+    _ensure_checked(FACECAST_KEY)
     period, snr, shift, white = _search(img)
     soft = _soft_bits(white, shift)
     payload, crc_ok = ecc.decode_payload(soft, PAYLOAD_BYTES)
@@ -331,4 +336,24 @@ def detect(frames: list[np.ndarray] | np.ndarray, key: bytes = FACECAST_KEY, tru
     acc = None
     if truth is not None:
         acc = float(np.mean(ecc.bytes_to_bits(payload) == ecc.bytes_to_bits(truth)))
-    return Detection(found, payload if found else None, snr, crc_ok and found, period, shift, len(frames), acc)
+    return Detection(found, payload if found else None, snr, crc_ok and found, period, shift, n_frames, acc)
+
+
+class Pooler:
+    """Running sum of normalised frames, so a video can be checked at 25, 50, 100... frames cheaply."""
+
+    def __init__(self) -> None:
+        self.acc: np.ndarray | None = None
+        self.n = 0
+
+    def add(self, frame: np.ndarray) -> None:
+        y = _normalise(_luma(frame) if frame.ndim == 3 else frame.astype(np.float32))
+        if self.acc is not None and self.acc.shape != y.shape:
+            return  # a resolution change mid-stream: keep the first size
+        self.acc = y if self.acc is None else self.acc + y
+        self.n += 1
+
+    def detect(self, truth: bytes | None = None) -> Detection:
+        if self.acc is None:
+            raise FacecastError("no frames to look for a watermark in")
+        return detect_pooled(self.acc / np.sqrt(self.n), self.n, truth)
