@@ -54,6 +54,14 @@ CONTAINERS: dict[str, tuple[str, ...]] = {
 }
 _FORMAT_NAMES = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 DEFAULT_IMAGE_FPS = 25.0
+# Audio codecs stream-copied into mp4/mov. A list as well as a trial mux, because the mp4 muxer takes
+# PCM in the header and only fails at the trailer (measured with PyAV 18.1's FFmpeg); mkv takes the trial.
+_COPY_OK: dict[str, frozenset[str]] = {
+    ".mp4": frozenset({"aac", "mp3", "ac3", "eac3", "opus", "flac", "alac"}),
+    ".m4v": frozenset({"aac", "mp3", "ac3", "eac3", "alac"}),
+    ".mov": frozenset({"aac", "mp3", "ac3", "eac3", "alac", "pcm_s16le", "pcm_s24le", "pcm_s16be",
+                       "pcm_s24be", "pcm_f32le"}),
+}
 
 
 # ----------------------------------------------------------------------------------------------- probe
@@ -439,7 +447,8 @@ def frames(
         raise FacecastError(f"{input}: --start {t_start:.3f}s is past the end of the video ({info.duration:.3f}s)")
     span = (t_end if t_end is not None else info.duration + info.start_time) - t_start
     expected = max(1, int(round(span * float(rate)))) if span > 0 else info.frame_count
-    n_max = int(np.ceil((t_end - t_start) * float(rate) - 1e-6)) if t_end is not None else None
+    # cap the grid at the source's end too, so resampling never adds a frame past it
+    n_max = int(np.ceil(span * float(rate) - 1e-6)) if span > 0 else None
     stat = input.stat()
     meta = FramesMeta(
         source=str(input.resolve()), source_kind="video", fps=float(rate),
@@ -616,14 +625,28 @@ def _encoder_setup(codec: str, crf: int, alpha: bool) -> tuple[str, str, dict[st
     return "ffv1", "bgr0", {"level": "3", "slicecrc": "1", "slices": "4", "g": "1"}
 
 
-def _audio_copy_allowed(in_stream, suffix: str) -> bool:
-    """Try the muxer for real (in memory): FFmpeg knows best which codec a container accepts."""
+def _audio_copy_allowed(audio_path: Path, suffix: str) -> bool:
+    """Try the muxer for real, in memory, with the first real packets and the trailer: FFmpeg knows
+    best which codec a container accepts (mp4 takes PCM in its header but fails at the trailer)."""
     import av
 
+    with av.open(str(audio_path)) as src:
+        name = src.streams.audio[0].codec_context.name
+    if suffix in _COPY_OK and name not in _COPY_OK[suffix]:
+        return False
     try:
-        with av.open(io.BytesIO(), "w", format=_FORMAT_NAMES[suffix]) as probe_box:
-            probe_box.add_stream_from_template(in_stream)
-            probe_box.start_encoding()
+        with av.open(str(audio_path)) as src, av.open(io.BytesIO(), "w", format=_FORMAT_NAMES[suffix]) as trial:
+            ain = src.streams.audio[0]
+            aout = trial.add_stream_from_template(ain)
+            n = 0
+            for packet in src.demux(ain):
+                if packet.dts is None:
+                    continue
+                packet.stream = aout
+                trial.mux(packet)
+                n += 1
+                if n >= 8:
+                    break
         return True
     except (av.error.FFmpegError, ValueError, NotImplementedError):
         return False
@@ -750,12 +773,13 @@ def video(
                 aout = None
                 copy = False
                 if ain is not None:
-                    copy = _audio_copy_allowed(ain, suffix)
+                    copy = _audio_copy_allowed(audio_path, suffix)
                     if copy:
                         aout = out.add_stream_from_template(ain)
                     else:
-                        aout = out.add_stream("aac", rate=ain.codec_context.sample_rate or 48000)
-                        aout.layout = ain.codec_context.layout.name
+                        sr = ain.codec_context.sample_rate or 48000
+                        aout = out.add_stream("aac", rate=sr)
+                        aout.layout = _layout_name(ain.codec_context)
                 with make_progress(quiet) as progress:
                     task = progress.add_task(f"video {out_path.name}", total=n)
                     fmt_in = "rgba" if masks else "rgb24"
@@ -830,6 +854,14 @@ def _copy_audio(out, abox, ain, aout, offset: float, duration: float) -> None:
             _mux(out, packets)
             packets = []
     _mux(out, packets)
+
+
+def _layout_name(ctx) -> str:
+    """A named channel layout (an unnamed "2 channels" one makes the AAC encoder refuse to open)."""
+    name = ctx.layout.name
+    if "channels" not in name:
+        return name
+    return {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}.get(ctx.channels, "stereo")
 
 
 def _reencode_audio(out, abox, ain, aout, offset: float, duration: float) -> None:
