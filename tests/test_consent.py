@@ -1,0 +1,82 @@
+"""Consent records: missing / expired / revoked each block with a message that says how to fix it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from facecast.errors import ConsentError, FacecastError
+from facecast.provenance import require_consent
+from facecast.provenance.consent import add_consent, list_consents, revoke_consent, src_identity
+from tests.conftest import run_cli
+
+HOW = "facecast consent add -w"
+
+
+def test_missing_consent_says_how_to_add(workspace):
+    with pytest.raises(ConsentError) as err:
+        require_consent(workspace)
+    assert HOW in str(err.value) and "--identity NAME" in str(err.value) and "--signed-by" in str(err.value)
+    with pytest.raises(ConsentError, match="no consent record for 'bob'.*--identity bob"):
+        require_consent(workspace, "bob")
+
+
+def test_add_list_and_first_record_becomes_src(workspace, tmp_path):
+    doc = tmp_path / "release.pdf"
+    doc.write_bytes(b"signed release form")
+    rec = add_consent(workspace, "alice", "May be rendered in film X", "Alice A.", scope="film X", document=doc)
+    assert (workspace.consent_dir / "alice.json").exists()
+    data = json.loads((workspace.consent_dir / "alice.json").read_text())
+    assert data["id"] == rec.id and data["document_sha256"] and len(data["document_sha256"]) == 64
+    assert src_identity(workspace) == "alice"
+    add_consent(workspace, "bob", "ok", "Bob")  # not the first: src stays alice
+    assert src_identity(workspace) == "alice"
+    add_consent(workspace, "carol", "ok", "Carol", src=True)
+    assert src_identity(workspace) == "carol"
+    assert [r.identity for r in list_consents(workspace)] == ["alice", "bob", "carol"]
+    assert require_consent(workspace).identity == "carol"
+    assert require_consent(workspace, "alice").id == rec.id
+
+
+def test_expired_and_revoked_block(workspace):
+    rec = add_consent(workspace, "alice", "ok", "Alice", expires=dt.date.today().isoformat())
+    assert require_consent(workspace).id == rec.id  # valid through the given day
+    path = workspace.consent_dir / "alice.json"
+    data = json.loads(path.read_text())
+    data["expires"] = "2001-01-01"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ConsentError, match="expired on 2001-01-01.*" + HOW):
+        require_consent(workspace)
+    add_consent(workspace, "alice", "ok again", "Alice")
+    revoke_consent(workspace, "alice", "asked to stop")
+    with pytest.raises(ConsentError, match=r"revoked \(asked to stop\).*" + HOW):
+        require_consent(workspace)
+
+
+def test_bad_input_is_a_clear_error(workspace):
+    with pytest.raises(FacecastError, match="identity"):
+        add_consent(workspace, "../evil", "ok", "x")
+    with pytest.raises(FacecastError, match="in the past"):
+        add_consent(workspace, "a", "ok", "x", expires="2001-01-01")
+    with pytest.raises(FacecastError, match="YYYY-MM-DD"):
+        add_consent(workspace, "a", "ok", "x", expires="soon")
+    with pytest.raises(FacecastError, match="statement"):
+        add_consent(workspace, "a", " ", "x")
+
+
+def test_cli_add_list_revoke(workspace):
+    ws = str(workspace.root)
+    code, out, err = run_cli("consent", "add", "-w", ws, "--identity", "alice", "--statement", "ok", "--signed-by", "Alice", "--json")
+    assert code == 0, err
+    assert json.loads(out)["identity"] == "alice"
+    code, out, _ = run_cli("consent", "list", "-w", ws, "--json")
+    listing = json.loads(out)
+    assert listing["src_identity"] == "alice" and listing["records"][0]["status"] == "valid"
+    code, out, _ = run_cli("consent", "revoke", "-w", ws, "--identity", "alice", "--reason", "withdrawn", "-q")
+    assert code == 0
+    code, out, _ = run_cli("consent", "list", "-w", ws, "--json")
+    assert json.loads(out)["records"][0]["status"] == "revoked"
+    code, _, err = run_cli("consent", "revoke", "-w", ws, "--identity", "nobody")
+    assert code != 0 and "no consent record" in err and "Traceback" not in err
