@@ -80,27 +80,32 @@ def _detect_one(path: str, min_score: float) -> dict[str, Any]:
     }
 
 
-def _map(fn, jobs: list[tuple], workers: int, progress, task) -> Any:
-    """Yield (job, result) as jobs finish; in-process when workers <= 1 (tests, tiny jobs)."""
-    if workers <= 1 or len(jobs) <= 1:
+def _pool(workers: int) -> ProcessPoolExecutor | None:
+    """One pool for both parallel phases (spawned workers take seconds to import mediapipe and dlib)."""
+    if workers <= 1:
+        return None
+    import multiprocessing as mp
+
+    return ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker)
+
+
+def _map(fn, jobs: list[tuple], pool: ProcessPoolExecutor | None, progress, task) -> Any:
+    """Yield (job, result) as jobs finish; in-process without a pool (tests, tiny jobs)."""
+    if pool is None or len(jobs) <= 1:
         for job in jobs:
             yield job, fn(*job)
             progress.advance(task)
         return
-    import multiprocessing as mp
+    from concurrent.futures import as_completed
 
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker) as pool:
-        futures = {pool.submit(fn, *job): job for job in jobs}
-        try:
-            from concurrent.futures import as_completed
-
-            for fut in as_completed(futures):
-                yield futures[fut], fut.result()
-                progress.advance(task)
-        except BaseException:
-            for fut in futures:
-                fut.cancel()
-            raise
+    futures = {pool.submit(fn, *job): job for job in jobs}
+    try:
+        for fut in as_completed(futures):
+            yield futures[fut], fut.result()
+            progress.advance(task)
+    finally:
+        for fut in futures:
+            fut.cancel()
 
 
 # -- phase 3: writing (runs in workers) ----------------------------------------------------------------
@@ -186,7 +191,6 @@ def extract(
     landmarks_file: str | Path | None = None, workers: int = 2, quiet: bool = False, min_score: float = 0.5,
 ) -> dict[str, Any]:
     """Extract aligned faces of one side; returns the report (also written to extract_report.json)."""
-    from facecast.console import make_progress
     from facecast.faces.facetype import get_face_type
 
     self_checks = _responsible_checks(ws, side)  # noqa: F841  (responsible-use hook, see its docstring)
@@ -227,10 +231,28 @@ def extract(
 
     todo = [(str(p), min_score) for p in frames if p.name not in done]
     last_save = time.monotonic()
+    pool = _pool(workers)
+    try:
+        report = _run(ws, side, frames, names, settings, manual, ref_desc, done, written, todo, save, pool,
+                      quiet, out_dir, debug_dir)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    atomic_write_bytes(data_dir / REPORT_FILE, json.dumps(report, indent=2).encode())
+    return report
+
+
+def _run(ws, side, frames, names, settings, manual, ref_desc, done, written, todo, save, pool, quiet,
+         out_dir, debug_dir) -> dict[str, Any]:
+    """Phases 1-3 of `extract` (see the module docstring); `save` persists the progress file."""
+    from facecast.console import make_progress
+
+    data_dir = ws.data(side)
+    last_save = time.monotonic()
     with make_progress(quiet) as progress:
         task = progress.add_task(f"detect {side}", total=len(todo))
         try:
-            for (path, _), result in _map(_detect_one, todo, workers, progress, task):
+            for (path, _), result in _map(_detect_one, todo, pool, progress, task):
                 done[Path(path).name] = result
                 if time.monotonic() - last_save > SAVE_EVERY_S:
                     save()
@@ -254,7 +276,7 @@ def extract(
             raise FacecastError(
                 f"no face found in any of the {len(frames)} frames in {data_dir}: check the frames, or place "
                 "landmarks by hand with --landmarks FILE.json")
-        result = track_faces(obs, describe, reference=ref_desc, manual=manual, smooth=smooth)
+        result = track_faces(obs, describe, reference=ref_desc, manual=manual, smooth=settings.smooth)
 
         from facecast.faces.detect import DEFAULT_BACKEND, get_detector
 
@@ -278,13 +300,11 @@ def extract(
             written.pop(name)
         task2 = progress.add_task(f"write {side}", total=len(jobs))
         try:
-            for job, _ in _map(_write_one, jobs, workers, progress, task2):
+            for job, _ in _map(_write_one, jobs, pool, progress, task2):
                 written[Path(job[0]).name] = job[1]
         finally:
             save()
-    report = _report(side, frames, done, result, len(todo), len(jobs))
-    atomic_write_bytes(data_dir / REPORT_FILE, json.dumps(report, indent=2).encode())
-    return report
+    return _report(side, frames, done, result, len(todo), len(jobs))
 
 
 def _reference_descriptors(paths: list[str]) -> list[np.ndarray] | None:
