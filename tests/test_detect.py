@@ -1,0 +1,128 @@
+"""Detection, 68-point landmarks and head pose on the bundled real photos."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from facecast.faces.detect import detect_faces, merge_boxes
+from facecast.faces.facetype import MIRROR_68
+from facecast.faces.landmarks import PTS_ORIGIN, landmarks_for_rect, nme
+from facecast.faces.pose import estimate_pose, project_model
+from facecast.media.synth import sample_photo
+
+
+def _inside(face, lm):
+    c = lm.mean(0)
+    x0, y0, x1, y1 = face.rect
+    return x0 <= c[0] <= x1 and y0 <= c[1] <= y1
+
+
+@pytest.mark.parametrize("name", ["einstein", "takeo", "astronaut"])
+def test_detects_the_face_on_each_photo(name):
+    image, lm = sample_photo(name)
+    faces = detect_faces(image)
+    assert len(faces) == 1
+    f = faces[0]
+    assert f.landmarks.shape == (68, 2) and 0.5 <= f.score <= 1.0
+    if lm is not None:
+        assert _inside(f, lm)
+
+
+def test_breakingbad_has_two_faces_and_the_annotated_one_is_accurate():
+    image, lm = sample_photo("breakingbad")
+    faces = detect_faces(image)
+    assert len(faces) == 2
+    errs = sorted(nme(f.landmarks, lm - PTS_ORIGIN) for f in faces)
+    assert errs[0] < 0.08  # the annotated face; the other face is another person
+    assert errs[1] > 1.0
+
+
+@pytest.mark.parametrize("name,bound", [("einstein", 0.08), ("takeo", 0.05)])
+def test_landmark_nme_against_annotations(name, bound):
+    image, lm = sample_photo(name)
+    (face,) = detect_faces(image)
+    assert nme(face.landmarks, lm - PTS_ORIGIN) < bound
+
+
+def test_mean_nme_over_annotated_photos_below_six_percent():
+    errs = []
+    for name in ("einstein", "takeo", "breakingbad"):
+        image, lm = sample_photo(name)
+        gt = lm - PTS_ORIGIN
+        errs.append(min(nme(f.landmarks, gt) for f in detect_faces(image)))
+    assert np.mean(errs) < 0.06
+
+
+def test_landmarks_for_rect_follows_a_shifted_box():
+    image, lm = sample_photo("takeo")
+    a = landmarks_for_rect(image, (29, 73, 130, 174))
+    b = landmarks_for_rect(image, (35, 80, 136, 181))  # a box a few px off still finds the same face
+    assert np.abs(a - b).mean() < 3.0
+
+
+def test_nme_is_zero_for_identical_and_scales_with_offset():
+    _, lm = sample_photo("takeo")
+    assert nme(lm, lm) == 0
+    iod = np.linalg.norm(lm[36] - lm[45])
+    assert nme(lm + [iod * 0.1, 0], lm) == pytest.approx(0.1)
+
+
+def test_merge_boxes_keeps_best_of_overlaps():
+    boxes = [((0, 0, 10, 10), 0.6), ((1, 1, 11, 11), 0.9), ((50, 50, 60, 60), 0.7)]
+    kept = merge_boxes(boxes)
+    assert [s for _, s in kept] == [0.9, 0.7]
+
+
+def test_blank_image_has_no_face():
+    assert detect_faces(np.full((240, 320, 3), 128, np.uint8)) == []
+
+
+# -- pose -------------------------------------------------------------------------------------------------
+def _rotate(points, deg, centre):
+    t = math.radians(deg)
+    r = np.array([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]])
+    return (points - centre) @ r.T + centre
+
+
+@pytest.mark.parametrize("name", ["einstein", "takeo", "breakingbad"])
+@pytest.mark.parametrize("deg", [-35.0, 12.5, 80.0])
+def test_roll_equals_in_plane_rotation(name, deg):
+    _, lm = sample_photo(name)
+    base = estimate_pose(lm)
+    rot = estimate_pose(_rotate(lm, deg, np.array([123.0, -45.0])))
+    d_roll = (rot["roll"] - base["roll"] - deg + 180) % 360 - 180
+    assert abs(d_roll) < 1e-4
+    assert rot["yaw"] == pytest.approx(base["yaw"], abs=1e-4)
+    assert rot["pitch"] == pytest.approx(base["pitch"], abs=1e-4)
+
+
+def test_pose_recovers_model_pose_and_is_scale_free():
+    for yaw, pitch, roll in [(0, 0, 0), (30, -10, 5), (-50, 20, -15)]:
+        p = estimate_pose(project_model(yaw, pitch, roll, scale=37.0, center=(300, 200)))
+        assert p["yaw"] == pytest.approx(yaw, abs=0.01)
+        assert p["pitch"] == pytest.approx(pitch, abs=0.01)
+        assert p["roll"] == pytest.approx(roll, abs=0.01)
+
+
+def test_yaw_sign_on_turned_real_faces():
+    # Einstein looks towards the image's right, Walter White (breakingbad annotation) to its left
+    _, e = sample_photo("einstein")
+    _, w = sample_photo("breakingbad")
+    assert estimate_pose(e)["yaw"] > 10
+    assert estimate_pose(w)["yaw"] < -10
+    mirrored = e.copy()
+    mirrored[:, 0] = -mirrored[:, 0]
+    m = estimate_pose(mirrored[MIRROR_68])
+    assert m["yaw"] == pytest.approx(-estimate_pose(e)["yaw"], abs=1e-3)
+
+
+def test_pose_rejects_bad_input():
+    from facecast.errors import FacecastError
+
+    with pytest.raises(FacecastError):
+        estimate_pose(np.zeros((5, 2)))
+    with pytest.raises(FacecastError):
+        estimate_pose(np.zeros((68, 2)))
