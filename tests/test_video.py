@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import json
 import shutil
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -210,6 +211,27 @@ def test_fps_resampling_keeps_duration(clip, extracted, tmp_path):
     assert rate == 6 and abs(dur - N / FPS) <= 1 / 6
 
 
+def test_variable_frame_rate_lands_on_a_constant_grid(tmp_path):
+    """Frames at irregular times are duplicated/dropped by timestamp (nearest slot, last one wins)."""
+    import av
+
+    path = tmp_path / "vfr.mkv"
+    times_ms = [0, 100, 300, 350, 400, 700]
+    with av.open(str(path), "w") as box:
+        vs = box.add_stream("ffv1", rate=1000)
+        vs.width, vs.height, vs.pix_fmt = 32, 24, "bgr0"
+        for i, ms in enumerate(times_ms):
+            vf = av.VideoFrame.from_ndarray(np.full((24, 32, 3), 10 * i, np.uint8), format="rgb24")
+            vf.pts, vf.time_base = ms, Fraction(1, 1000)
+            box.mux(vs.encode(vf))
+        box.mux(vs.encode(None))
+    out = tmp_path / "grid"
+    res = V.frames(path, out, fps=10, quiet=True)
+    levels = [int(read_image(p)[0, 0, 0]) for p in sorted(out.glob("*.png"))]
+    assert res.frame_count in (7, 8)  # 8 when the container counts the last frame's 1 ms
+    assert levels[:7] == [0, 10, 10, 20, 40, 40, 40]
+
+
 @pytest.mark.parametrize("bad", ["1:2:3:4", "abc", "f0", "-1"])
 def test_bad_times_are_refused(bad):
     with pytest.raises(FacecastError, match="--start"):
@@ -334,6 +356,14 @@ def test_zero_frames(tmp_path):
     empty.mkdir()
     code, _, err = run_cli("video", str(empty), str(tmp_path / "o.mp4"))
     _check_error(code, err, "zero frames")
+    assert not (tmp_path / "o.mp4").exists() and not leftovers(tmp_path)
+
+
+def test_unreadable_audio_source(extracted, tmp_path):
+    fake = tmp_path / "voice.mp4"
+    fake.write_text("not audio")
+    code, _, err = run_cli("video", str(extracted), str(tmp_path / "o.mp4"), "--audio-from", str(fake))
+    _check_error(code, err, "voice.mp4", "not a video file")
     assert not (tmp_path / "o.mp4").exists() and not leftovers(tmp_path)
 
 

@@ -747,6 +747,8 @@ def video(
     if audio_path is not None:
         if not audio_path.is_file():
             raise FacecastError(f"--audio-from {audio_path}: file not found")
+        with _open_input(audio_path):  # unreadable audio source: fail before encoding anything
+            pass
         if meta is not None and meta.source_kind == "video" and Path(meta.source) == audio_path.resolve():
             audio_offset = meta.start
     n = len(paths)
