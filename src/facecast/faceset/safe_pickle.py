@@ -1,0 +1,218 @@
+"""A restricted unpickler: rebuilds plain data and numpy arrays, refuses everything else.
+
+Why: DeepFaceLab stores face metadata as Python pickles, and `pickle.loads` on a file a stranger sent
+runs whatever that file asks (`os.system` via `__reduce__` is one line). Facesets are shared online, so
+facecast never unpickles freely. Plain containers and scalars (dict, list, tuple, str, bytes, int,
+float, bool, None) are pickle opcodes and need no lookup at all; every *global* a pickle names goes
+through `find_class`, which here returns only our own stand-ins:
+
+- numpy arrays: `numpy.core.multiarray._reconstruct(ndarray, shape, b'b')` then BUILD with
+  (version, shape, dtype, is_fortran, raw bytes) -> `_ArrayStub`, rebuilt with `np.frombuffer` after the
+  load; `numpy.dtype(code, align, copy)` then BUILD with (version, byteorder, ...) -> `_DTypeStub`,
+  which accepts only plain numeric/bool/string type codes (never object, void/records, or
+  sub-arrays). The same names under `numpy._core` (numpy 2 pickles) and protocol 5's
+  `numpy.core.numeric._frombuffer` map to the same stand-ins.
+- numpy scalars (`numpy.core.multiarray.scalar(dtype, bytes)`), which DeepFaceLab's numpy maths leaves
+  in rects and floats: rebuilt from their raw bytes.
+- `_codecs.encode(text, 'latin1')`: how protocol 2 stores bytes; only that one codec.
+- `samplelib.Sample.SampleType(n)` and `facelib.FaceType.FaceType(n)`: DeepFaceLab's IntEnums inside
+  `faceset.pak` sample configs; each becomes the plain int n.
+
+Any other global (os.system, subprocess.*, builtins.eval, any class) raises `PickleRefused` from
+`find_class`, i.e. before the pickle can call anything. Our stand-ins never call into numpy with
+attacker-chosen callables; they only copy bytes into arrays of a vetted dtype.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import re
+from typing import Any
+
+import numpy as np
+
+MAX_ARRAY_BYTES = 64 * 1024 * 1024  # no face metadata array comes near this; refuse memory bombs
+
+
+class PickleRefused(Exception):
+    """The pickle names a global outside the allow-list (message: what it asked for)."""
+
+
+class PickleInvalid(Exception):
+    """The pickle is corrupt or holds malformed numpy state."""
+
+
+_DTYPE_CODE = re.compile(r"^[<>=|]?(b1|\?|[iu][1248]|f[248]|c(8|16)|[SU]\d{1,6})$")
+
+
+class _Frozen(type):
+    """Metaclass refusing attribute writes: a pickle's BUILD (slot state) can `setattr` on any object it
+    holds, and must not be able to rewire our stand-ins for later loads."""
+
+    def __setattr__(cls, key: str, value: Any) -> None:
+        raise PickleRefused(f"setting attribute {key!r} on {cls.__name__}")
+
+
+class _Call:
+    """An allowed function behind an object without `__dict__` whose attributes cannot be set."""
+
+    __slots__ = ("_fn",)
+
+    def __init__(self, fn: Any) -> None:
+        object.__setattr__(self, "_fn", fn)
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise PickleRefused(f"setting attribute {key!r} on an allowed function")
+
+    def __call__(self, *args: Any) -> Any:
+        return self._fn(*args)
+
+
+class _NDArrayToken(metaclass=_Frozen):
+    """What `numpy.ndarray` resolves to: only a marker handed back to `_reconstruct`."""
+
+
+class _DTypeStub(metaclass=_Frozen):
+    def __init__(self, code: Any, align: Any = False, copy: Any = False) -> None:
+        if not isinstance(code, str) or not _DTYPE_CODE.match(code):
+            raise PickleInvalid(f"numpy dtype {code!r} is not a plain numeric type")
+        self.code = code
+        self.byteorder = "="
+
+    def __setstate__(self, state: Any) -> None:
+        # (version, byteorder, subarray, names, fields, elsize, alignment, flags)
+        if not isinstance(state, tuple) or len(state) < 5:
+            raise PickleInvalid("malformed numpy dtype state")
+        byteorder, subarray, names, fields = state[1], state[2], state[3], state[4]
+        if subarray is not None or names is not None or fields is not None:
+            raise PickleInvalid("numpy record or sub-array dtypes are not plain data")
+        if byteorder not in ("<", ">", "=", "|"):
+            raise PickleInvalid(f"bad numpy byte order {byteorder!r}")
+        self.byteorder = byteorder
+
+    def resolve(self) -> np.dtype:
+        dt = np.dtype(self.code)
+        if self.byteorder in ("<", ">"):
+            dt = dt.newbyteorder(self.byteorder)
+        if dt.kind not in "biufcSU" or dt.hasobject:
+            raise PickleInvalid(f"numpy dtype {dt} is not plain data")
+        return dt
+
+
+def _as_dtype(d: Any) -> np.dtype:
+    if not isinstance(d, _DTypeStub):
+        raise PickleInvalid("numpy array without a plain dtype")
+    return d.resolve()
+
+
+def _array_from_bytes(raw: Any, dtype: np.dtype, shape: Any, fortran: bool) -> np.ndarray:
+    if isinstance(raw, (bytearray, memoryview)):
+        raw = bytes(raw)
+    if not isinstance(raw, bytes):
+        raise PickleInvalid("numpy array data is not raw bytes (object arrays are refused)")
+    if not isinstance(shape, tuple) or not all(isinstance(v, int) and v >= 0 for v in shape):
+        raise PickleInvalid("malformed numpy array shape")
+    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    if count * dtype.itemsize != len(raw) or len(raw) > MAX_ARRAY_BYTES:
+        raise PickleInvalid("numpy array data size does not match its shape")
+    return np.frombuffer(raw, dtype=dtype).reshape(shape, order="F" if fortran else "C").copy()
+
+
+class _ArrayStub(metaclass=_Frozen):
+    """Result of `_reconstruct`; BUILD fills it; `_finish` swaps it for a real ndarray."""
+
+    def __init__(self) -> None:
+        self.array: np.ndarray | None = None
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise PickleInvalid("malformed numpy array state")
+        if len(state) == 5:
+            state = state[1:]  # drop the version
+        shape, dtype, fortran, raw = state
+        self.array = _array_from_bytes(raw, _as_dtype(dtype), shape, bool(fortran))
+
+
+def _reconstruct(cls: Any, shape: Any = (0,), typecode: Any = b"b") -> _ArrayStub:
+    if cls is not _NDArrayToken:
+        raise PickleRefused("numpy _reconstruct of a class other than ndarray")
+    return _ArrayStub()
+
+
+def _frombuffer(buf: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
+    return _array_from_bytes(buf, _as_dtype(dtype), tuple(shape), order == "F")
+
+
+def _scalar(dtype: Any, data: Any = None) -> Any:
+    dt = _as_dtype(dtype)
+    if not isinstance(data, bytes) or len(data) != dt.itemsize:
+        raise PickleInvalid("malformed numpy scalar")
+    return np.frombuffer(data, dtype=dt)[0].item()
+
+
+def _latin1_encode(text: Any, encoding: Any = "utf-8") -> bytes:
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise PickleRefused("_codecs.encode with anything but latin1 text")
+    return text.encode("latin1")
+
+
+def _int_enum(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise PickleInvalid("enum value is not an int")
+    return value
+
+
+_ALLOWED: dict[tuple[str, str], Any] = {}
+for _mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
+    _ALLOWED[(_mod, "_reconstruct")] = _Call(_reconstruct)
+    _ALLOWED[(_mod, "scalar")] = _Call(_scalar)
+for _mod in ("numpy.core.numeric", "numpy._core.numeric"):
+    _ALLOWED[(_mod, "_frombuffer")] = _Call(_frombuffer)
+_ALLOWED[("numpy", "ndarray")] = _NDArrayToken
+_ALLOWED[("numpy", "dtype")] = _DTypeStub
+_ALLOWED[("_codecs", "encode")] = _Call(_latin1_encode)
+_ALLOWED[("samplelib.Sample", "SampleType")] = _Call(_int_enum)
+_ALLOWED[("facelib.FaceType", "FaceType")] = _Call(_int_enum)
+
+
+class _Unpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:  # noqa: D401 - pickle API
+        try:
+            return _ALLOWED[(module, name)]
+        except KeyError:
+            raise PickleRefused(f"{module}.{name}") from None
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise PickleRefused("a persistent id")
+
+
+def _finish(obj: Any, depth: int = 0) -> Any:
+    """Swap array stubs for arrays; anything that is not plain data at this point is refused."""
+    if depth > 64:
+        raise PickleInvalid("nesting too deep")
+    if isinstance(obj, _ArrayStub):
+        if obj.array is None:
+            raise PickleInvalid("numpy array without data")
+        return obj.array
+    if isinstance(obj, dict):
+        return {_finish(k, depth + 1): _finish(v, depth + 1) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finish(v, depth + 1) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_finish(v, depth + 1) for v in obj)
+    if obj is None or isinstance(obj, (str, bytes, bytearray, int, float, complex, bool, np.ndarray, set, frozenset)):
+        return obj
+    raise PickleInvalid(f"unexpected {type(obj).__name__} object")
+
+
+def safe_loads(data: bytes) -> Any:
+    """Unpickle plain data and numpy arrays only; raises PickleRefused / PickleInvalid otherwise."""
+    try:
+        return _finish(_Unpickler(io.BytesIO(data)).load())
+    except (PickleRefused, PickleInvalid):
+        raise
+    except RecursionError:
+        raise PickleInvalid("nesting too deep") from None
+    except Exception as err:  # UnpicklingError, EOFError, TypeError from a wrong call, ...
+        raise PickleInvalid(f"{type(err).__name__}: {err}") from None
