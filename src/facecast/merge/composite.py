@@ -57,6 +57,7 @@ class FacePatch:
     mask: np.ndarray  # R x R float32 [0,1], after erode/blur
     matrix: np.ndarray  # 2x3 frame -> face space used for the paste
     raw: np.ndarray  # R x R x 3 float32: the model's prediction as it came
+    roi: tuple[int, int, int, int] = (0, 0, 0, 0)  # frame box (x0, y0, x1, y1) the paste wrote
     name: str = ""
 
 
@@ -193,7 +194,7 @@ def merge_frame_detailed(
             blended = base * (1.0 - m3) + cloned * m3
         out_img[y0:y1, x0:x1] = _u8(blended)
         frame_mask[y0:y1, x0:x1] = np.maximum(frame_mask[y0:y1, x0:x1], mw)
-        patches.append(FacePatch(prd, mask, mat, np.asarray(out.face, np.float32), job.name))
+        patches.append(FacePatch(prd, mask, mat, np.asarray(out.face, np.float32), roi, job.name))
     if s.mode == "raw-mask":
         out_img = np.repeat(_u8(frame_mask)[..., None], 3, axis=2)
     elif s.color_degrade > 0:
