@@ -9,7 +9,8 @@ samplelib/PackedFaceset.py, samplelib/Sample.py, facelib/FaceType.py, core/image
   `source_rect`, `source_landmarks` (frame pixels), `image_to_face_mat` (2x3, frame -> aligned, the
   same convention as ours), `seg_ie_polys` ({'polys': [{'type': 1 include / 0 exclude, 'pts': Nx2}]};
   DFL 1.0 used `ie_polys` = [(type, pts), ...]), `xseg_mask` (PNG or JPEG bytes of a 1-channel mask),
-  `eyebrows_expand_mod`, sometimes `pitch_yaw_roll` (radians).
+  `eyebrows_expand_mod`, sometimes `pitch_yaw_roll` (radians; kept in `extra.dfl`, while `pose` comes
+  from facecast's own estimator so every face in a faceset shares one convention).
 - `faceset.pak`: uint64 version (1), uint64 n, n bytes of a pickled list of sample configs (dicts whose
   `sample_type`/`face_type` are DFL IntEnums), (count+1) uint64 offsets, then the original image files
   back to back. The offsets are relative to the data start except the last, which DFL writes as an
@@ -328,18 +329,23 @@ def convert_xseg(info: dict, origin: str) -> np.ndarray | None:
 
 
 def _pose(info: dict, lm_src: np.ndarray) -> dict[str, float]:
-    pyr = info.get("pitch_yaw_roll")
-    if isinstance(pyr, (list, tuple, np.ndarray)) and len(pyr) == 3:
-        pitch, yaw, roll = (float(np.degrees(float(v))) for v in pyr)  # DFL stores radians
-        return {"yaw": yaw, "pitch": pitch, "roll": roll}
+    """Our estimator on the frame landmarks (one convention for every face in facecast); DFL's own
+    `pitch_yaw_roll` (radians, its own sign conventions) only when the estimator is unavailable."""
     try:
         from facecast.faces.pose import estimate_pose  # type: ignore[import-not-found]
     except ImportError:
-        return {"yaw": 0.0, "pitch": 0.0, "roll": 0.0}  # unknown: faceset tools estimate when needed
-    pose = estimate_pose(lm_src)
-    if isinstance(pose, dict):
-        return {k: float(pose.get(k, 0.0)) for k in ("yaw", "pitch", "roll")}
-    return {k: float(getattr(pose, k, 0.0)) for k in ("yaw", "pitch", "roll")}
+        estimate_pose = None
+    if estimate_pose is not None:
+        try:
+            pose = estimate_pose(lm_src)
+            return {k: float(pose.get(k, 0.0)) for k in ("yaw", "pitch", "roll")}
+        except FacecastError:
+            pass
+    pyr = info.get("pitch_yaw_roll")
+    if isinstance(pyr, (list, tuple, np.ndarray)) and len(pyr) == 3:
+        pitch, yaw, roll = (float(np.degrees(float(v))) for v in pyr)
+        return {"yaw": yaw, "pitch": pitch, "roll": roll}
+    return {"yaw": 0.0, "pitch": 0.0, "roll": 0.0}  # unknown: faceset tools estimate when needed
 
 
 def convert(info: dict, image: np.ndarray, origin: str, file_name: str,
@@ -391,6 +397,9 @@ def convert(info: dict, image: np.ndarray, origin: str, file_name: str,
     if len(rect) != 4:
         rect = (float(lm_src[:, 0].min()), float(lm_src[:, 1].min()), float(lm_src[:, 0].max()), float(lm_src[:, 1].max()))
     extra: dict[str, Any] = {"dfl": {"face_type": dfl_type, "file": file_name}}
+    pyr = info.get("pitch_yaw_roll")
+    if isinstance(pyr, (list, tuple, np.ndarray)) and len(pyr) == 3:
+        extra["dfl"]["pitch_yaw_roll"] = [float(v) for v in pyr]
     ebm = info.get("eyebrows_expand_mod")
     if isinstance(ebm, (int, float)) and not isinstance(ebm, bool):
         extra["dfl"]["eyebrows_expand_mod"] = float(ebm)

@@ -25,6 +25,7 @@ attacker-chosen callables; they only copy bytes into arrays of a vetted dtype.
 
 from __future__ import annotations
 
+import _compat_pickle
 import io
 import pickle
 import re
@@ -178,6 +179,11 @@ _ALLOWED[("facelib.FaceType", "FaceType")] = _Call(_int_enum)
 
 class _Unpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:  # noqa: D401 - pickle API
+        # Python 2 names (protocol < 3 writes `__builtin__`, `copy_reg`...) are renamed as pickle itself
+        # would, only so that lookups and messages use today's names; nothing is imported.
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
