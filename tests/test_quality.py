@@ -125,6 +125,8 @@ def test_plateau_detection():
     assert plateau(rising_psnr, "psnr_dst", 300, 0.01, higher_is_better=False) is not None
     assert plateau(falling[:3], "loss", 500, 0.01) is None  # not enough history
     assert plateau(falling, "missing", 500, 0.01) is None
+    nested = [{"iter": i, "eval": {"id_swap_src": 0.7}} for i in range(0, 1000, 100)]  # the trainer's layout
+    assert "id_swap_src" in (plateau(nested, "id_swap_src", 300, 0.01) or "")
 
 
 def test_training_evaluators(einstein, takeo):

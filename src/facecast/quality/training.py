@@ -115,6 +115,14 @@ def _iteration(rec: Mapping[str, Any], index: int) -> float:
     return float(index)
 
 
+def _value(rec: Mapping[str, Any], key: str) -> float | None:
+    """`key` at the top level of a history record or inside its "eval" dict (the trainer's layout)."""
+    for source in (rec, rec.get("eval") if isinstance(rec.get("eval"), Mapping) else None):
+        if source is not None and isinstance(source.get(key), (int, float)) and not isinstance(source.get(key), bool):
+            return float(source[key])
+    return None
+
+
 def plateau(history_records: Sequence[Mapping[str, Any]], key: str, window_K: int, min_gain: float,
             higher_is_better: bool | None = None) -> str | None:
     """The objective "when to stop" answer: a message when `key` gained less than `min_gain` in the
@@ -124,9 +132,13 @@ def plateau(history_records: Sequence[Mapping[str, Any]], key: str, window_K: in
     B = mean over (t - 2K, t - K]; gain = (B - A) / |B| for lower-is-better keys (losses, distances)
     and (A - B) / |B| for higher-is-better ones (psnr, ssim, retrieval: inferred from the name unless
     given). Window means, not single values, so one noisy record neither triggers nor hides a plateau.
-    `min_gain` is relative (0.01 = 1 %). None until both windows hold at least 2 records."""
-    pts = [(_iteration(r, i), float(r[key])) for i, r in enumerate(history_records)
-           if key in r and r[key] is not None and np.isfinite(float(r[key]))]
+    `min_gain` is relative (0.01 = 1 %). None until both windows hold at least 2 records. Values are
+    read from the record or its "eval" dict, iterations from "iter"/"iteration"/"step"."""
+    pts = []
+    for i, r in enumerate(history_records):
+        v = _value(r, key)
+        if v is not None and np.isfinite(v):
+            pts.append((_iteration(r, i), v))
     if not pts or window_K <= 0:
         return None
     if higher_is_better is None:
