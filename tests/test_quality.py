@@ -196,3 +196,30 @@ def test_score_cli(scored, tmp_path):
     bare = build_workspace(tmp_path / "bare", merged=None, n_src=1, n_dst=1, size=64)
     code, out, err = run_cli("score", "-w", str(bare.root), "-q")
     assert code != 0 and "Traceback" not in err and "facecast train" in err
+
+
+def test_score_predict_mode_reframes_for_the_model(tmp_path, monkeypatch):
+    """Nothing merged: faces go through the model's predictor (here one that returns dst unchanged,
+    at another face type and resolution than the faceset), so the score must read "no swap"."""
+    import sys
+
+    from facecast.quality.score import score
+    from facecast.quality.synthetic import build_workspace
+
+    class EchoPredictor:
+        resolution, face_type = 80, "full"
+
+        def predict(self, faces):
+            assert faces.shape[1:] == (80, 80, 3) and faces.dtype == np.uint8
+            n = len(faces)
+            return SimpleNamespace(face=faces / 255.0, src_mask=np.ones((n, 80, 80)), dst_mask=np.ones((n, 80, 80)))
+
+    seen = []
+    fake = SimpleNamespace(load_predictor=lambda d: seen.append(d) or EchoPredictor())
+    monkeypatch.setitem(sys.modules, "facecast.train.predict", fake)
+    ws = build_workspace(tmp_path / "ws", merged=None, n_src=2, n_dst=3, size=96)
+    ws.model("echo").mkdir()
+    s = score(ws)["summary"]
+    assert seen == [ws.model("echo")]
+    assert s["mode"] == "predict" and s["faces"] == 3
+    assert s["id_to_dst"] < 1e-6 and s["retrieval"] == 0.0 and s["expression_error"] < 1e-6
