@@ -60,7 +60,7 @@ def _speed(size: tuple[int, int], n: int, workers: int) -> dict:
 
 def _nme() -> list[dict]:
     from facecast.faces.detect import detect_faces
-    from facecast.faces.landmarks import PTS_ORIGIN, nme
+    from facecast.faces.landmarks import nme
     from facecast.media.synth import sample_photo
 
     rows = []
@@ -70,7 +70,7 @@ def _nme() -> list[dict]:
         t0 = time.perf_counter()
         faces = detect_faces(image)
         dt = time.perf_counter() - t0
-        err = min(nme(f.landmarks, lm - PTS_ORIGIN) for f in faces)
+        err = min(nme(f.landmarks, lm) for f in faces)
         rows.append({"photo": name, "size": f"{image.shape[1]}x{image.shape[0]}", "nme_pct": round(100 * err, 2),
                      "detect_ms": round(1000 * dt, 1)})
     return rows

@@ -9,7 +9,7 @@ import pytest
 
 from facecast.faces.detect import detect_faces, merge_boxes
 from facecast.faces.facetype import MIRROR_68
-from facecast.faces.landmarks import PTS_ORIGIN, landmarks_for_rect, nme
+from facecast.faces.landmarks import landmarks_for_rect, nme
 from facecast.faces.pose import estimate_pose, project_model
 from facecast.media.synth import sample_photo
 
@@ -35,7 +35,7 @@ def test_breakingbad_has_two_faces_and_the_annotated_one_is_accurate():
     image, lm = sample_photo("breakingbad")
     faces = detect_faces(image)
     assert len(faces) == 2
-    errs = sorted(nme(f.landmarks, lm - PTS_ORIGIN) for f in faces)
+    errs = sorted(nme(f.landmarks, lm) for f in faces)
     assert errs[0] < 0.08  # the annotated face; the other face is another person
     assert errs[1] > 1.0
 
@@ -44,14 +44,14 @@ def test_breakingbad_has_two_faces_and_the_annotated_one_is_accurate():
 def test_landmark_nme_against_annotations(name, bound):
     image, lm = sample_photo(name)
     (face,) = detect_faces(image)
-    assert nme(face.landmarks, lm - PTS_ORIGIN) < bound
+    assert nme(face.landmarks, lm) < bound
 
 
 def test_mean_nme_over_annotated_photos_below_six_percent():
     errs = []
     for name in ("einstein", "takeo", "breakingbad"):
         image, lm = sample_photo(name)
-        gt = lm - PTS_ORIGIN
+        gt = lm
         errs.append(min(nme(f.landmarks, gt) for f in detect_faces(image)))
     assert np.mean(errs) < 0.06
 

@@ -28,7 +28,7 @@ def _read_pts(path: Path) -> np.ndarray:
 
 
 def sample_photo(name: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """A bundled real photo (RGB) and its 68-point annotation when it has one."""
+    """A bundled real photo (RGB) and its 68-point annotation (0-based pixels) when it has one."""
     if name == "astronaut":
         from skimage import data
 
@@ -38,7 +38,8 @@ def sample_photo(name: str) -> tuple[np.ndarray, np.ndarray | None]:
         img_path = Path(str(base / f"{name}{suffix}"))
         if img_path.exists():
             pts = img_path.with_suffix(".pts")
-            return read_image(img_path), (_read_pts(pts) if pts.exists() else None)
+            # 300-W .pts coordinates are 1-based (MATLAB); everything in facecast is 0-based pixels.
+            return read_image(img_path), (_read_pts(pts) - 1.0 if pts.exists() else None)
     raise FacecastError(f"no bundled photo named {name!r}; choose one of {', '.join(PHOTOS)}")
 
 
