@@ -109,6 +109,9 @@ def test_jpeg_import_gives_correct_metadata_and_untouched_pixels(tmp_path, einst
     raw = (tmp_path / "out" / "00042_0.jpg").read_bytes()
     assert dfl_payload(raw) is None  # the pickle is gone
     assert np.array_equal(out.image, decode_image((src / "00042_0.jpg").read_bytes()))  # no re-encode
+    again = import_dfl(src, tmp_path / "out")  # a re-run resumes: nothing duplicated
+    assert again.imported == 0 and again.already_imported == 1
+    assert [p.name for p in list_aligned(tmp_path / "out")] == ["00042_0.jpg"]
 
 
 @pytest.mark.parametrize("protocol", [2, 4, 5])

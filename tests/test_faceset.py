@@ -420,3 +420,14 @@ def test_sort_yaw_estimates_pose_for_faces_without_one(tmp_path, einstein):
     assert yaws["a"] * yaws["b"] < 0  # the mirror turns the other way
     sort_faceset(tmp_path / "f", "yaw")
     assert order_of(tmp_path / "f") == sorted(yaws, key=yaws.get)
+
+
+def test_recover_names_never_trusts_a_crafted_original_name(tmp_path, takeo):
+    face, meta = make_face(takeo)
+    meta.extra["original_name"] = "../../outside.exe"
+    write_aligned(tmp_path / "f" / "00000_x.png", face, meta)
+    face2, meta2 = make_face(takeo, gain=0.5)
+    meta2.extra["original_name"] = ".hidden.png"
+    write_aligned(tmp_path / "f" / "00001_y.png", face2, meta2)
+    recover_names(tmp_path / "f")
+    assert sorted(p.name for p in (tmp_path / "f").iterdir()) == ["hidden.png", "outside.png"]

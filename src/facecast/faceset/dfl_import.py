@@ -158,13 +158,15 @@ class _Entry:
 class ImportResult:
     out_dir: str
     imported: int = 0
+    already_imported: int = 0
     skipped: list[str] = field(default_factory=list)  # files without DFL metadata
     face_types: dict[str, int] = field(default_factory=dict)
     with_polygons: int = 0
     with_xseg: int = 0
 
     def as_dict(self) -> dict:
-        return {"out_dir": self.out_dir, "imported": self.imported, "skipped_without_dfl_metadata": self.skipped,
+        return {"out_dir": self.out_dir, "imported": self.imported, "already_imported": self.already_imported,
+                "skipped_without_dfl_metadata": self.skipped,
                 "face_types": self.face_types, "with_polygons": self.with_polygons, "with_xseg_mask": self.with_xseg}
 
 
@@ -441,12 +443,17 @@ def import_dfl(src: str | Path, out_dir: str | Path, face_type_override: str | N
         name = e.name if Path(e.name).suffix.lower() in _IMAGE_SUFFIXES else f"{Path(e.name).stem}.jpg"
         if realigned is not None:
             name = f"{Path(name).stem}.jpg"
+        blob = None if realigned is not None else embed_meta(strip_dfl(data), meta)
+        if blob is not None and name not in taken and (out_dir / name).is_file() and (out_dir / name).read_bytes() == blob:
+            taken.add(name)  # imported by an earlier run (re-running resumes instead of duplicating)
+            result.already_imported += 1
+            continue
         name = unique_name(out_dir, name, taken)
         taken.add(name)
-        if realigned is not None:
+        if blob is None:
             write_aligned(out_dir / name, realigned, meta)
         else:
-            atomic_write_bytes(out_dir / name, embed_meta(strip_dfl(data), meta))
+            atomic_write_bytes(out_dir / name, blob)
         result.imported += 1
         types[meta.face_type] += 1
         result.with_polygons += bool(meta.mask_polygons)

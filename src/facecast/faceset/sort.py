@@ -25,8 +25,10 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -41,7 +43,6 @@ SORT_METHODS = (
     "blur", "motion-blur", "yaw", "pitch", "hist", "hist-dissim", "brightness", "hue", "black",
     "origname", "face-count", "best",
 )
-_PIXEL_METHODS = {"blur", "motion-blur", "hist", "hist-dissim", "brightness", "hue", "black", "best"}
 ORIGINAL_KEY = "original_name"
 
 
@@ -67,24 +68,11 @@ def natural_key(text: str) -> list:
 class _Face:
     name: str
     meta: AlignedMeta
-    image: np.ndarray | None = None
+    value: Any = None  # the per-face measure of the sort method (pixels are never kept: big sets)
 
 
-def _load(folder: Path, pixels: bool, quiet: bool) -> list[_Face]:
-    files = list_aligned(folder)
-    faces = []
-    for p in track(files, description="reading faces", quiet=quiet):
-        if pixels:
-            f = read_aligned(p)
-            faces.append(_Face(p.name, f.meta, f.image))
-        else:
-            faces.append(_Face(p.name, read_meta(p)))
-    return faces
-
-
-def _small(face: _Face, side: int = 128) -> np.ndarray:
-    img = face.image
-    assert img is not None
+def _small(image: np.ndarray, side: int = 128) -> np.ndarray:
+    img = image
     if img.ndim == 2:
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
     img = img[..., :3]
@@ -132,32 +120,63 @@ def _hist_dissim(hists: np.ndarray, chunk: int = 512) -> np.ndarray:
     return total
 
 
-def _hsv_in_face(face: _Face) -> tuple[np.ndarray, np.ndarray]:
-    img = _small(face)
+def _hsv_in_face(image: np.ndarray, meta: AlignedMeta) -> tuple[np.ndarray, np.ndarray]:
+    img = _small(image)
     hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV_FULL).reshape(-1, 3).astype(np.float64)
-    mask = face_mask(face.meta, img.shape[0]).ravel()
+    mask = face_mask(meta, img.shape[0]).ravel()
     return hsv, mask if mask.any() else np.ones_like(mask)
 
 
-def _brightness(face: _Face) -> float:
-    hsv, m = _hsv_in_face(face)
+def _brightness(image: np.ndarray, meta: AlignedMeta) -> float:
+    hsv, m = _hsv_in_face(image, meta)
     return float(hsv[m, 2].mean())
 
 
-def _hue(face: _Face) -> float:
-    hsv, m = _hsv_in_face(face)
+def _hue(image: np.ndarray, meta: AlignedMeta) -> float:
+    hsv, m = _hsv_in_face(image, meta)
     ang = hsv[m, 0] / 256.0 * 2 * math.pi
     w = hsv[m, 1] + 1e-6
     return float(math.atan2((w * np.sin(ang)).sum(), (w * np.cos(ang)).sum()) % (2 * math.pi))
 
 
-def _black(face: _Face) -> float:
-    img = face.image[..., :3] if face.image.ndim == 3 else face.image[..., None]
+def _black(image: np.ndarray, meta: AlignedMeta) -> float:
+    img = image[..., :3] if image.ndim == 3 else image[..., None]
     return float((img.max(axis=-1) <= 10).mean())
 
 
-def _sharp(face: _Face) -> float:
-    return sharpness(face.image, face_mask(face.meta, 256))
+def _sharp(image: np.ndarray, meta: AlignedMeta) -> float:
+    return sharpness(image, face_mask(meta, 256))
+
+
+def _motion(image: np.ndarray, meta: AlignedMeta) -> float:
+    return motion_sharpness(image, face_mask(meta, 256))
+
+
+# method -> (measure from pixels, larger first?)
+_PIXEL_MEASURES: dict[str, tuple[Callable[[np.ndarray, AlignedMeta], Any], bool]] = {
+    "blur": (_sharp, True),
+    "best": (_sharp, True),
+    "motion-blur": (_motion, True),
+    "brightness": (_brightness, True),
+    "hue": (_hue, False),
+    "black": (_black, False),
+    "hist": (lambda img, meta: histogram(_small(img)), False),
+    "hist-dissim": (lambda img, meta: histogram(_small(img)), False),
+}
+
+
+def _load(folder: Path, by: str, quiet: bool) -> list[_Face]:
+    """Metadata of every face plus the method's measure, one face in memory at a time."""
+    files = list_aligned(folder)
+    measure = _PIXEL_MEASURES.get(by, (None, False))[0]
+    faces = []
+    for p in track(files, description=f"measuring {by}", quiet=quiet):
+        if measure is not None:
+            f = read_aligned(p)
+            faces.append(_Face(p.name, f.meta, measure(f.image, f.meta)))
+        else:
+            faces.append(_Face(p.name, read_meta(p)))
+    return faces
 
 
 def _origname_key(face: _Face) -> tuple:
@@ -166,7 +185,7 @@ def _origname_key(face: _Face) -> tuple:
 
 def _best(faces: list[_Face], yaw_bins: int = 9, pitch_bins: int = 3) -> list[int]:
     poses = np.array([pose_of(f.meta) for f in faces]).reshape(-1, 2)
-    sharp = np.array([_sharp(f) for f in faces])
+    sharp = np.array([float(f.value) for f in faces])
 
     def bins(v: np.ndarray, k: int) -> np.ndarray:
         lo, hi = float(v.min()), float(v.max())
@@ -187,14 +206,13 @@ def _best(faces: list[_Face], yaw_bins: int = 9, pitch_bins: int = 3) -> list[in
     return order
 
 
-def sort_order(faces: list[_Face], by: str, quiet: bool = True) -> list[int]:
+def sort_order(faces: list[_Face], by: str) -> list[int]:
     """Indices of `faces` in the order method `by` gives (before `reverse`)."""
     n = len(faces)
-    if by in ("hist", "hist-dissim"):
-        hists = np.stack([histogram(_small(f)) for f in track(faces, description="histograms", quiet=quiet)])
-        if by == "hist":
-            return _hist_chain(hists)
-        return list(np.argsort(-_hist_dissim(hists), kind="stable"))
+    if by == "hist":
+        return _hist_chain(np.stack([f.value for f in faces]))
+    if by == "hist-dissim":
+        return list(np.argsort(-_hist_dissim(np.stack([f.value for f in faces])), kind="stable"))
     if by == "best":
         return _best(faces)
     if by == "origname":
@@ -202,16 +220,11 @@ def sort_order(faces: list[_Face], by: str, quiet: bool = True) -> list[int]:
     if by == "face-count":
         counts = Counter(f.meta.source.filename for f in faces)
         return sorted(range(n), key=lambda i: (-counts[faces[i].meta.source.filename], _origname_key(faces[i])))
-    score_fn, descending = {
-        "blur": (_sharp, True),
-        "motion-blur": (lambda f: motion_sharpness(f.image, face_mask(f.meta, 256)), True),
-        "yaw": (lambda f: pose_of(f.meta)[0], False),
-        "pitch": (lambda f: pose_of(f.meta)[1], False),
-        "brightness": (_brightness, True),
-        "hue": (_hue, False),
-        "black": (_black, False),
-    }[by]
-    scores = np.array([score_fn(f) for f in track(faces, description=f"measuring {by}", quiet=quiet)])
+    if by in ("yaw", "pitch"):
+        k = 0 if by == "yaw" else 1
+        scores, descending = np.array([pose_of(f.meta)[k] for f in faces]), False
+    else:
+        scores, descending = np.array([float(f.value) for f in faces]), _PIXEL_MEASURES[by][1]
     return list(np.argsort(-scores if descending else scores, kind="stable"))
 
 
@@ -231,10 +244,10 @@ def sort_faceset(folder: str | Path, by: str, reverse: bool = False, quiet: bool
     if by not in SORT_METHODS:
         raise FacecastError(f"unknown sort method {by!r}: choose one of {', '.join(SORT_METHODS)}")
     finish_pending(folder)
-    faces = _load(folder, by in _PIXEL_METHODS, quiet)
+    faces = _load(folder, by, quiet)
     if not faces:
         raise FacecastError(f"{folder}: no aligned faces to sort")
-    order = [int(i) for i in sort_order(faces, by, quiet)]
+    order = [int(i) for i in sort_order(faces, by)]
     if reverse:
         order.reverse()
     _remember_names(folder, faces, quiet)
@@ -262,7 +275,8 @@ def recover_names(folder: str | Path, quiet: bool = True) -> dict:
     wanted = sorted(((n, str(m.extra[ORIGINAL_KEY])) for n, m in metas.items() if n not in fixed),
                     key=lambda t: (t[0] != t[1], natural_key(t[0])))
     for name, original in wanted:
-        original = Path(original).name  # never leave the folder, whatever the metadata says
+        # never leave the folder, hide the file, or change its type, whatever the metadata says
+        original = f"{Path(original).stem.lstrip('.') or Path(name).stem}{Path(name).suffix}"
         target, k = original, 0
         while target in taken:
             k += 1
