@@ -92,11 +92,13 @@ def _rect_of(points: np.ndarray) -> tuple[float, float, float, float]:
     return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
 
 
+def _frame_index(folder: Path) -> dict[str, Path]:
+    """stem -> image path of a frames folder (merged frames are PNG whatever the dst frames were)."""
+    return {p.stem: p for p in list_images(folder)} if folder.is_dir() else {}
+
+
 def _find_frame(folder: Path, stem: str) -> Path | None:
-    for p in list_images(folder) if folder.is_dir() else []:
-        if p.stem == stem:
-            return p
-    return None
+    return _frame_index(folder).get(stem)
 
 
 def src_centroid(ws: Workspace, max_src: int, quiet: bool = True) -> tuple[np.ndarray, float, int]:
@@ -134,17 +136,18 @@ def merged_samples(ws: Workspace, settings: ScoreSettings, quiet: bool) -> list[
     metas = [(p, read_meta(p)) for p in list_aligned(ws.aligned("dst"))]
     samples: list[FaceSample] = []
     cache: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None] | None] = {}
+    merged_idx, mask_idx, dst_idx = _frame_index(ws.merged), _frame_index(ws.merged_mask), _frame_index(ws.data("dst"))
     for i, (path, meta) in enumerate(track(metas, description="scoring merged", quiet=quiet)):
         name = meta.source.filename
         stem = Path(name).stem
         if name not in cache:
-            merged_path = _find_frame(ws.merged, stem)
+            merged_path = merged_idx.get(stem)
             if merged_path is None:
                 cache[name] = None
             else:
                 dst_path = ws.data("dst") / Path(name).name
                 if not dst_path.exists():
-                    found = _find_frame(ws.data("dst"), stem)
+                    found = dst_idx.get(stem)
                     if found is None:
                         raise FacecastError(f"{dst_path}: dst frame of {path.name} is missing; re-run `facecast frames`")
                     dst_path = found
@@ -154,7 +157,7 @@ def merged_samples(ws: Workspace, settings: ScoreSettings, quiet: bool) -> list[
                         f"{merged_path}: size {merged.shape[1]}x{merged.shape[0]} differs from its dst frame "
                         f"{dst.shape[1]}x{dst.shape[0]}; re-run `facecast merge`"
                     )
-                mask_path = _find_frame(ws.merged_mask, stem)
+                mask_path = mask_idx.get(stem)
                 mask = read_image(mask_path, cv2.IMREAD_GRAYSCALE) if mask_path else None
                 cache = {name: (dst, merged, mask)}  # frames come in order: keep only the current one
         entry = cache.get(name)
