@@ -67,8 +67,10 @@ def dhash(img: np.ndarray) -> int:
     return int(sum(1 << i for i, b in enumerate(bits) if b))
 
 
-def _popcount(x: int) -> int:
-    return bin(x).count("1")
+def hamming(hashes: np.ndarray, h: np.uint64) -> np.ndarray:
+    """Bit differences between each 64-bit hash in `hashes` and `h` (vectorised popcount)."""
+    x = np.ascontiguousarray(hashes ^ h)
+    return np.unpackbits(x.view(np.uint8)).reshape(len(x), 64).sum(1)
 
 
 def farthest_points(features: np.ndarray, k: int) -> list[int]:
@@ -123,10 +125,13 @@ def dedup(folder: str | Path, target: int | None = None, settings: DedupSettings
     # 1. duplicates: visit sharpest first, so the kept copy of each group is the sharpest.
     kept: list[int] = []
     dup: list[int] = []
+    hash_arr = np.array(hashes, dtype=np.uint64)
+    kept_hashes = np.zeros(len(files), dtype=np.uint64)
     for i in np.argsort(-np.array(sharp), kind="stable"):
-        if any(_popcount(hashes[i] ^ hashes[j]) <= s.hash_distance for j in kept):
+        if kept and hamming(kept_hashes[: len(kept)], hash_arr[i]).min() <= s.hash_distance:
             dup.append(int(i))
         else:
+            kept_hashes[len(kept)] = hash_arr[i]
             kept.append(int(i))
     # 2. coverage
     thin: list[int] = []
