@@ -22,6 +22,41 @@ def _write_frames(ws, side, frames):
         write_image(ws.data(side) / f"{i:05d}.png", f)
 
 
+@pytest.fixture()
+def workspace(workspace):
+    """Extraction of src needs the source person's consent: record it (bare workspace: see below)."""
+    from facecast.provenance.consent import add_consent
+
+    add_consent(workspace, "sample", "test fixture photos, public domain", "facecast tests", src=True)
+    return workspace
+
+
+def test_extract_src_without_consent_stops_before_work(tmp_path):
+    from facecast.errors import ConsentError
+    from facecast.workspace import Workspace
+
+    ws = Workspace.open(tmp_path / "bare", create=True)
+    img, lm = sample_photo("takeo")
+    _write_frames(ws, "src", render_clip([Actor(img, lm)], n_frames=2).frames)
+    with pytest.raises(ConsentError, match="facecast consent add"):
+        extract(ws, "src", size=64, workers=1, quiet=True)
+    assert list(ws.aligned("src").iterdir()) == []
+
+
+def test_explicit_frame_is_refused_and_nothing_written(workspace, monkeypatch):
+    """The refusal path with a stub classifier (no explicit images in the repository)."""
+    from facecast import provenance
+    from facecast.errors import ContentRefused
+    from facecast.provenance.content_gate import ContentGate
+
+    monkeypatch.setattr(provenance, "content_gate", lambda: ContentGate(scorer=lambda img: 0.99))
+    img, lm = sample_photo("takeo")
+    _write_frames(workspace, "dst", render_clip([Actor(img, lm)], n_frames=2).frames)
+    with pytest.raises(ContentRefused):
+        extract(workspace, "dst", size=64, workers=1, quiet=True)
+    assert list(workspace.aligned("dst").iterdir()) == []
+
+
 @pytest.fixture(scope="module")
 def crossing():
     return two_person_clip(n_frames=12)
