@@ -158,6 +158,28 @@ def test_prores_4444_carries_the_mask_as_alpha(extracted, tmp_path):
     assert alpha[60, 80] > 250 and alpha[5, 5] < 5
 
 
+def test_finalize_hook_runs_on_the_temporary_file(extracted, tmp_path):
+    out = tmp_path / "signed.mp4"
+    seen = []
+
+    def finalize(tmp: Path) -> None:
+        seen.append((tmp, tmp.stat().st_size, out.exists()))
+        with open(tmp, "ab") as fh:  # stands in for the provenance signer rewriting the file
+            fh.write(b"")
+
+    V.video(extracted, out, quiet=True, finalize=finalize)
+    (tmp, size, existed), = seen
+    assert tmp != out and tmp.parent == out.parent and size > 0 and not existed
+    assert out.exists() and not tmp.exists()
+
+    def broken(tmp: Path) -> None:
+        raise FacecastError("signing failed")
+
+    with pytest.raises(FacecastError, match="signing failed"):
+        V.video(extracted, tmp_path / "unsigned.mp4", quiet=True, finalize=broken)
+    assert not (tmp_path / "unsigned.mp4").exists() and not leftovers(tmp_path)
+
+
 def test_audio_is_reencoded_when_the_container_refuses_it(tmp_path, extracted):
     """PCM audio cannot be copied into mp4: it must arrive as AAC of the same length."""
     import av

@@ -626,8 +626,8 @@ def _encoder_setup(codec: str, crf: int, alpha: bool) -> tuple[str, str, dict[st
 
 
 def _audio_copy_allowed(audio_path: Path, suffix: str) -> bool:
-    """Try the muxer for real, in memory, with the first real packets and the trailer: FFmpeg knows
-    best which codec a container accepts (mp4 takes PCM in its header but fails at the trailer)."""
+    """A known-good list for mp4/mov, then the muxer tried for real in memory with the first packets:
+    FFmpeg knows best which codec a container accepts."""
     import av
 
     with av.open(str(audio_path)) as src:
@@ -834,7 +834,6 @@ def _copy_audio(out, abox, ain, aout, offset: float, duration: float) -> None:
     start_pts = int(round(offset / tb)) if offset else 0
     if offset:
         abox.seek(start_pts, stream=ain, backward=True)
-    first = None
     packets = []
     for packet in abox.demux(ain):
         if packet.pts is None or packet.dts is None:
@@ -845,8 +844,6 @@ def _copy_audio(out, abox, ain, aout, offset: float, duration: float) -> None:
             continue
         if t >= offset + duration - 1e-6:
             break
-        if first is None:
-            first = packet.pts if offset else min(packet.pts, 0)
         shift = start_pts if offset else 0
         packet.pts -= shift
         packet.dts -= shift
