@@ -273,6 +273,8 @@ def test_resume_skips_written_frames(clip, extracted, tmp_path):
     assert (res.written, res.skipped) == (2, N - 2)
     assert (out / "00010.png").stat().st_mtime_ns == before
     assert np.array_equal(read_image(out / "00003.png"), read_image(extracted / "00003.png"))
+    again = V.frames(clip, out, quiet=True)  # finished: nothing decoded or written again
+    assert (again.written, again.skipped, again.frame_count) == (0, N, N)
     with pytest.raises(FacecastError, match="different extraction"):
         V.frames(clip, out, fps=6, quiet=True)
 

@@ -335,8 +335,8 @@ def _prepare_out_dir(out_dir: Path) -> bool:
     return created
 
 
-def _check_resume(out_dir: Path, meta: FramesMeta) -> None:
-    """Refuse to mix two different extractions in one folder; allow resuming the same one."""
+def _check_resume(out_dir: Path, meta: FramesMeta) -> FramesMeta | None:
+    """Refuse to mix two different extractions in one folder; allow resuming the same one (returned)."""
     old = None
     if (out_dir / FRAMES_JSON).is_file():
         old = read_frames_meta(out_dir)
@@ -347,13 +347,24 @@ def _check_resume(out_dir: Path, meta: FramesMeta) -> None:
                 f"{out_dir}: already holds {len(existing)} images not written by `facecast frames`;"
                 " choose an empty output folder or remove them"
             )
-        return
+        return None
     if old.settings_key() != meta.settings_key():
         diff = [k for k, v in meta.settings_key().items() if old.settings_key().get(k) != v]
         raise FacecastError(
             f"{out_dir}: holds frames of a different extraction ({', '.join(diff)} differ);"
             " choose another output folder or empty this one"
         )
+    return old
+
+
+def _already_done(out_dir: Path, old: FramesMeta | None) -> FramesResult | None:
+    """A finished extraction whose frames are all still there: nothing to decode again."""
+    if old is None or not old.complete or old.frame_count < 1:
+        return None
+    if not all((out_dir / frame_name(k, old.digits, old.format)).is_file() for k in range(old.frame_count)):
+        return None
+    return FramesResult(str(out_dir), old.frame_count, 0, old.frame_count, old.fps, tuple(old.size),
+                        old.has_audio, str(out_dir / FRAMES_JSON))
 
 
 class _Writer:
@@ -464,7 +475,9 @@ def frames(
     )
     created = _prepare_out_dir(out_dir)
     clean_partials(out_dir)
-    _check_resume(out_dir, meta)
+    done = _already_done(out_dir, _check_resume(out_dir, meta))
+    if done is not None:
+        return done
     _write_meta(out_dir, meta)
     written = skipped = count = 0
     writer = _Writer(workers)
@@ -557,7 +570,9 @@ def _frames_from_images(
     )
     _prepare_out_dir(out_dir)
     clean_partials(out_dir)
-    _check_resume(out_dir, meta)
+    done = _already_done(out_dir, _check_resume(out_dir, meta))
+    if done is not None:
+        return done
     _write_meta(out_dir, meta)
     written = skipped = 0
     writer = _Writer(workers)
