@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Results written outside a workspace are signed with a per-user key: keep the tests' one private.
+os.environ.setdefault("FACECAST_HOME", tempfile.mkdtemp(prefix="facecast-home-"))
 
 
 @pytest.fixture(scope="session")

@@ -824,6 +824,15 @@ def video(
                     abox.close()
         if finalize is not None:
             finalize(tmp)
+        # Always labelled: a C2PA manifest for every container that can carry one (the watermark is in
+        # the merged frames themselves). The temporary file sits in the output folder, so the workspace
+        # is found from there; with none, a per-user signing key is used.
+        from facecast.provenance import find_workspace, label_result_file
+
+        if label_result_file(tmp, ws=find_workspace(out_path.parent) or find_workspace(frames_dir)):
+            notes.append("labelled: C2PA manifest signed (check with `facecast verify`)")
+        else:
+            notes.append(f"{suffix} cannot carry a C2PA manifest: labelled only by the frames' watermark")
 
     try:
         if out_path.parent.exists() and not out_path.parent.is_dir():

@@ -6,6 +6,7 @@ content refused. The facade below is what the other stages call; nothing here ca
     sign_output(ws, path, model_name=None, consent_ids=())  (C2PA manifest; mime from .jpg/.png/.mp4)
     check_content(image, name) -> score                     (raises ContentRefused)
     content_gate() -> ContentGate                           (one cached instance per process)
+    label_result_file(path, ws=None, model_name=None)       (sign any result file facecast writes)
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ __all__ = [
     "ContentGate",
     "check_content",
     "content_gate",
+    "find_workspace",
+    "label_result_file",
     "require_consent",
     "sign_output",
     "watermark_frame",
@@ -57,3 +60,46 @@ def content_gate() -> ContentGate:
 
 def check_content(image: np.ndarray, name: str = "image") -> float:
     return content_gate().check(image, name)
+
+
+SIGNING_HOME_ENV = "FACECAST_HOME"
+
+
+def find_workspace(path: str | Path):
+    """The workspace a path lies in (nearest ancestor holding workspace.json), or None."""
+    from facecast.workspace import WORKSPACE_FILE, Workspace
+
+    p = Path(path).expanduser().resolve()
+    for parent in (p, *p.parents):
+        if (parent / WORKSPACE_FILE).is_file():
+            return Workspace(parent)
+    return None
+
+
+def _default_signing_workspace():
+    """Outside any workspace, results are signed with a per-user key (made on first use), so a plain
+    `facecast video FRAMES out.mp4` is labelled like everything else."""
+    import os
+
+    from facecast.workspace import Workspace
+
+    home = Path(os.environ.get(SIGNING_HOME_ENV) or Path.home() / ".facecast") / "signing"
+    return Workspace.open(home, create=True)
+
+
+def label_result_file(path: str | Path, ws=None, model_name: str | None = None) -> bool:
+    """Sign a result file facecast wrote (C2PA, with the workspace's valid consent ids).
+
+    Returns False only for containers C2PA cannot carry (e.g. .mkv): those rely on the watermark that
+    merge puts in every frame. There is no way to skip this for a container that can carry it."""
+    from facecast.provenance.c2pa import MIME_BY_SUFFIX
+    from facecast.provenance.consent import list_consents, src_identity
+
+    path = Path(path)
+    if path.suffix.lower() not in MIME_BY_SUFFIX:
+        return False
+    ws = ws or find_workspace(path) or _default_signing_workspace()
+    src = src_identity(ws)
+    ids = [r.id for r in list_consents(ws) if r.status() == "valid" and (src is None or r.identity == src)]
+    sign_output(ws, path, model_name=model_name, consent_ids=ids)
+    return True

@@ -33,7 +33,10 @@ from facecast.workspace import Workspace
 
 DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 FACECAST_ASSERTION = "facecast.synthetic"
-MIME_BY_SUFFIX = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".mp4": "video/mp4"}
+MIME_BY_SUFFIX = {
+    ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".mp4": "video/mp4",
+    ".mov": "video/quicktime", ".m4v": "video/x-m4v",
+}
 _SIGN_SETTINGS = {"builder": {"thumbnail": {"enabled": False}}}
 _ALGS = ("es256", "es384", "es512", "ps256", "ps384", "ps512", "ed25519")
 
