@@ -18,8 +18,8 @@ class TrainOutputs:
     src_mask: torch.Tensor
     dst: torch.Tensor
     dst_mask: torch.Tensor
-    swap: torch.Tensor
-    swap_mask: torch.Tensor
+    swap: torch.Tensor | None  # None when the model's train_swap is off
+    swap_mask: torch.Tensor | None
     src_code: torch.Tensor
     dst_code: torch.Tensor
 
@@ -30,6 +30,8 @@ class SwapModel(nn.Module):
         self.spec = spec
         self.resolution = resolution
         self.lowest_res = resolution // spec.resolution_multiple
+        # The swap decode costs a third of the decoders' forward; training needs it only for style losses.
+        self.train_swap = True
 
     def forward_train(self, src: torch.Tensor, dst: torch.Tensor) -> TrainOutputs:
         raise NotImplementedError

@@ -31,7 +31,7 @@ class DF(SwapModel):
         src_code, dst_code = self.code(src), self.code(dst)
         ps, psm = self.decoder_src(src_code)
         pd, pdm = self.decoder_dst(dst_code)
-        sw, swm = self.decoder_src(dst_code)
+        sw, swm = self.decoder_src(dst_code) if self.train_swap else (None, None)
         return TrainOutputs(ps, psm, pd, pdm, sw, swm, src_code, dst_code)
 
     def swap(self, dst: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

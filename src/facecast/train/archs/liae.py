@@ -38,7 +38,7 @@ class LIAE(SwapModel):
         dst_code, swap_code = self._codes(dst)
         ps, psm = self.decoder(src_code)
         pd, pdm = self.decoder(dst_code)
-        sw, swm = self.decoder(swap_code)
+        sw, swm = self.decoder(swap_code) if self.train_swap else (None, None)
         return TrainOutputs(ps, psm, pd, pdm, sw, swm, src_code, dst_code)
 
     def swap(self, dst: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

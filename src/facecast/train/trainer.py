@@ -1,0 +1,575 @@
+"""`train()`: create or resume a model and train it, with previews, history, saves, backups and a guard.
+
+The loop is deliberately plain: one forward of the swap model over a src and a dst batch, the SAEHD
+losses, one optimizer step, then the optional discriminators. Everything around it (saving, previews,
+evaluation, the guard) runs every N iterations or minutes and only on rank 0.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from facecast.console import info
+from facecast.errors import FacecastError
+from facecast.train import checkpoint, distributed, losses
+from facecast.train.archs.registry import build_model
+from facecast.train.guard import Guard, halve_batch, is_oom
+from facecast.train.optim import make_optimizer
+from facecast.train.options import ModelOptions, changed_fixed_options, preset
+from facecast.train.samples import Faceset, PairDataset, StepBatches, held_out, load_faceset, to_float
+from facecast.workspace import Workspace
+
+PREFIXES = {"model": "model.", "code_d": "code_d.", "patch_d": "patch_d."}
+
+
+@dataclass
+class EvalBatch:
+    """A fixed held-out batch and the model's outputs on it, uint8 N x R x R x 3 RGB each."""
+
+    src: np.ndarray
+    dst: np.ndarray
+    src_recon: np.ndarray
+    dst_recon: np.ndarray
+    swap: np.ndarray  # dst -> src
+    iteration: int = 0
+
+
+Evaluator = Callable[[EvalBatch], dict[str, float]]
+
+
+@dataclass
+class TrainResult:
+    model_dir: str
+    created: bool
+    iteration: int
+    stopped: str
+    src_loss: float | None = None
+    dst_loss: float | None = None
+    first_src_loss: float | None = None
+    first_dst_loss: float | None = None
+    ms_per_iter: float | None = None
+    samples_per_s: float | None = None
+    data_wait_share: float | None = None
+    rollbacks: int = 0
+    batch_size: int = 0
+    device: str = ""
+    precision: str = "fp32"
+    memory_estimate_mb: float = 0.0
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _responsible_checks(ws: Workspace) -> None:
+    """Where consent is enforced before any training work: the lead wires
+    `facecast.provenance.require_consent(ws)` in here. Deliberately a no-op in this module."""
+    return None
+
+
+def resolve_options(model_dir: Path, preset_name: str | None, overrides: dict[str, Any]) -> tuple[ModelOptions, bool]:
+    """(options, created): a new model from a preset + overrides, or the saved one + changeable overrides."""
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if checkpoint.has_checkpoint(model_dir):
+        saved = ModelOptions.load(model_dir / "options.json")
+        bad = changed_fixed_options(saved, overrides)
+        if bad:
+            raise FacecastError(
+                f"model {model_dir.name}: {', '.join(bad)} cannot change after creation; "
+                "drop the option(s) or train under a new --model name"
+            )
+        return saved.with_overrides(overrides), False
+    base = preset(preset_name or "saehd")
+    return base.with_overrides(overrides), True
+
+
+def memory_estimate(model: torch.nn.Module, options: ModelOptions, batch: int) -> dict[str, float]:
+    """Rough bytes for weights + grads + optimizer state, and activations measured on a batch-1 forward."""
+    params = sum(p.numel() for p in model.parameters())
+    per_param = 4 * (2 + (1 if options.optimizer == "rmsprop" else 2))
+    acts = [0]
+
+    def hook(_m, _i, out):
+        if torch.is_tensor(out):
+            acts[0] += out.numel()
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
+    try:
+        r = options.resolution
+        with torch.no_grad():
+            x = torch.zeros(1, 3, r, r, device=next(model.parameters()).device)
+            model.forward_train(x, x)
+    finally:
+        for h in handles:
+            h.remove()
+    state_mb = params * per_param / 2**20
+    act_mb = acts[0] * 4 * 2 * batch / 2**20  # output + its saved input/grad, per sample
+    return {"parameters": float(params), "state_mb": state_mb, "activations_mb": act_mb, "total_mb": state_mb + act_mb}
+
+
+class _Run:
+    """State of one training run (one process)."""
+
+    def __init__(self, ws: Workspace, model_dir: Path, options: ModelOptions, created: bool, device: str,
+                 precision: str | None, dist: distributed.DistInfo, quiet: bool) -> None:
+        from facecast.compute import choose_device
+
+        self.ws, self.model_dir, self.options, self.created = ws, model_dir, options, created
+        self.dist, self.quiet = dist, quiet or not dist.is_main
+        choice = choose_device(device)
+        self.device = distributed.device_for(dist, choice.device)
+        amp = choice.amp_dtype if precision in (None, "auto") else (None if precision == "fp32" else precision)
+        self.amp_dtype = getattr(torch, amp) if amp else None
+        self.precision = amp or "fp32"
+        self.device_reason = f"{choice.reason}; {choice.amp_reason}" if precision in (None, "auto") else choice.reason
+        self.channels_last = self.device.startswith("cuda")
+        self.scaler = torch.amp.GradScaler("cuda") if amp == "float16" else None
+        self.events: list[dict[str, Any]] = []
+        self.history_buffer: list[dict[str, Any]] = []
+        self.state: dict[str, Any] = {"iteration": 0, "lr_scale": 1.0, "rollbacks": 0, "pretrain": options.pretrain}
+        self.build()
+
+    # -- networks and optimizers --------------------------------------------------------------------
+    def build(self) -> None:
+        o = self.options
+        torch.manual_seed(o.seed)
+        self.model = build_model(o).to(self.device)
+        self.model.train_swap = o.face_style_power > 0 or o.bg_style_power > 0
+        self.code_d = losses.CodeDiscriminator(self.model.code_channels(), self.model.lowest_res).to(self.device) if o.true_face_power > 0 else None
+        self.patch_d = losses.PatchDiscriminator(o.gan_patch_size, o.gan_dims).to(self.device) if o.gan_power > 0 else None
+        if self.channels_last:
+            for net in self.nets().values():
+                net.to(memory_format=torch.channels_last)
+        self.opts = {name: make_optimizer(o.optimizer, net.parameters(), o.lr) for name, net in self.nets().items()}
+        self.ddp_model = distributed.wrap(self.model, self.dist, self.device)
+        self.ddp_code_d = distributed.wrap(self.code_d, self.dist, self.device) if self.code_d else None
+        self.ddp_patch_d = distributed.wrap(self.patch_d, self.dist, self.device) if self.patch_d else None
+
+    def nets(self) -> dict[str, torch.nn.Module]:
+        out: dict[str, torch.nn.Module] = {"model": self.model}
+        if self.code_d is not None:
+            out["code_d"] = self.code_d
+        if self.patch_d is not None:
+            out["patch_d"] = self.patch_d
+        return out
+
+    def set_lr(self) -> None:
+        for opt in self.opts.values():
+            for g in opt.param_groups:
+                g["lr"] = self.options.lr * float(self.state.get("lr_scale", 1.0))
+
+    # -- checkpoints --------------------------------------------------------------------------------
+    def save(self, reason: str) -> None:
+        if not self.dist.is_main:
+            return
+        weights: dict[str, torch.Tensor] = {}
+        for name, net in self.nets().items():
+            weights.update({PREFIXES[name] + k: v for k, v in net.state_dict().items()})
+        tensors: dict[str, torch.Tensor] = {}
+        meta: dict[str, str] = {}
+        for name, opt in self.opts.items():
+            t, m = checkpoint.flatten_optimizer(opt, f"opt.{name}")
+            tensors.update(t)
+            meta.update(m)
+        tensors["rng.torch"] = torch.get_rng_state()
+        self.state["saved_at"] = time.time()
+        self.state["save_reason"] = reason
+        self.flush_history()
+        checkpoint.save_checkpoint(self.model_dir, weights, tensors, meta, dict(self.state), self.options.to_json())
+
+    def load(self) -> None:
+        """Load the committed checkpoint into the networks and optimizers (all ranks)."""
+        checkpoint.recover(self.model_dir) if self.dist.is_main else None
+        tensors = checkpoint.load_tensors(self.model_dir / "model.safetensors")
+        src = str(self.model_dir / "model.safetensors")
+        for name, net in self.nets().items():
+            part = {k[len(PREFIXES[name]):]: v for k, v in tensors.items() if k.startswith(PREFIXES[name])}
+            if name != "model" and not part:
+                continue  # a discriminator switched on only now: it starts fresh
+            checkpoint.load_weights_into(net, part, src)
+        otensors, ometa = checkpoint.read_optimizer_file(self.model_dir)
+        for name, opt in self.opts.items():
+            if not checkpoint.unflatten_optimizer(opt, f"opt.{name}", otensors, ometa):
+                self.log_event("optimizer-reset", f"optimizer state for {name} not restored (new optimizer settings)")
+        if "rng.torch" in otensors:
+            torch.set_rng_state(otensors["rng.torch"])
+        saved = checkpoint.read_state(self.model_dir)
+        self.state.update({k: v for k, v in saved.items() if k in ("iteration", "lr_scale", "rollbacks", "pretrain")})
+        self.set_lr()
+
+    # -- history ------------------------------------------------------------------------------------
+    def log_event(self, kind: str, message: str, **extra: Any) -> None:
+        event = {"iter": self.state["iteration"], "event": kind, "message": message, "time": time.time(), **extra}
+        self.events.append(event)
+        self.history_buffer.append(event)
+        info(f"[yellow]{kind}[/yellow] at iteration {self.state['iteration']}: {message}", self.quiet)
+
+    def flush_history(self) -> None:
+        if not self.dist.is_main or not self.history_buffer:
+            self.history_buffer.clear()
+            return
+        with open(self.model_dir / "history.jsonl", "a", encoding="utf-8") as fh:
+            for row in self.history_buffer:
+                fh.write(json.dumps(row) + "\n")
+        self.history_buffer.clear()
+
+    def trim_history(self) -> None:
+        """Drop history lines past the checkpoint's iteration (written by a run killed after its last save)."""
+        path = self.model_dir / "history.jsonl"
+        if not self.dist.is_main or not path.exists():
+            return
+        keep = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                if json.loads(line).get("iter", 0) <= self.state["iteration"]:
+                    keep.append(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a kill
+        from facecast.media.images import atomic_write_bytes
+
+        atomic_write_bytes(path, ("\n".join(keep) + ("\n" if keep else "")).encode("utf-8"))
+
+    # -- one step -----------------------------------------------------------------------------------
+    def autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.split(":")[0], dtype=self.amp_dtype)
+
+    def step(self, b: dict[str, torch.Tensor]) -> tuple[float, float]:
+        o = self.options
+        r = o.resolution
+        with self.autocast():
+            ps, psm, pd, pdm, sw, swm, sc, dc = self.ddp_model(b["src_in"], b["dst_in"])
+        ps, psm, pd, pdm = (t.float() for t in (ps, psm, pd, pdm))
+        src_l = losses.reconstruction_loss(ps, psm, b["src_target"], b["src_mask"], b["src_em"], r,
+                                           o.masked_training, o.eyes_mouth_priority)
+        dst_l = losses.reconstruction_loss(pd, pdm, b["dst_target"], b["dst_mask"], b["dst_em"], r,
+                                           o.masked_training, o.eyes_mouth_priority)
+        total = src_l.mean() + dst_l.mean()
+        if o.face_style_power > 0 or o.bg_style_power > 0:
+            total = total + losses.style_losses(sw.float(), swm.float(), b["dst_target"], b["dst_mask"], r,
+                                                o.face_style_power, o.bg_style_power).mean()
+        if self.ddp_code_d is not None:
+            with self.autocast():
+                total = total + o.true_face_power * losses.g_loss(self.ddp_code_d(dc).float())
+        if self.ddp_patch_d is not None:
+            with self.autocast():
+                total = total + o.gan_power * losses.g_loss(self.ddp_patch_d(ps).float())
+        self._backward_step("model", total)
+        if self.ddp_code_d is not None:
+            with self.autocast():
+                dl = losses.d_loss(self.ddp_code_d(sc.detach()).float(), self.ddp_code_d(dc.detach()).float())
+            self._backward_step("code_d", dl)
+        if self.ddp_patch_d is not None:
+            with self.autocast():
+                dl = losses.d_loss(self.ddp_patch_d(b["src_target"]).float(), self.ddp_patch_d(ps.detach()).float())
+            self._backward_step("patch_d", dl)
+        return float(src_l.mean().detach()), float(dst_l.mean().detach())
+
+    def _backward_step(self, name: str, loss: torch.Tensor) -> None:
+        opt, net = self.opts[name], self.nets()[name]
+        opt.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(opt)
+        else:
+            loss.backward()
+        if self.options.clip_grad:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        if self.options.lr_dropout > 0 and name == "model":
+            # DFL's lr_dropout: each weight's update is dropped with this probability on each step.
+            keep = 1.0 - self.options.lr_dropout
+            for p in net.parameters():
+                if p.grad is not None:
+                    p.grad.mul_(torch.bernoulli(torch.full_like(p.grad, keep)))
+        if self.scaler is not None:
+            self.scaler.step(opt)
+            self.scaler.update()
+        else:
+            opt.step()
+
+
+def _to_u8(t: torch.Tensor) -> np.ndarray:
+    return (t.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+
+
+def _eval_batch(run: _Run, src: Faceset, dst: Faceset) -> EvalBatch:
+    n = min(len(src), len(dst), 4)
+    s = torch.from_numpy(src.images[:n]).permute(0, 3, 1, 2).float().div(255).to(run.device)
+    d = torch.from_numpy(dst.images[:n]).permute(0, 3, 1, 2).float().div(255).to(run.device)
+    run.model.eval()
+    run.model.train_swap, keep = True, run.model.train_swap
+    with torch.no_grad(), run.autocast():
+        o = run.model.forward_train(s, d)
+    run.model.train_swap = keep
+    run.model.train()
+    return EvalBatch(_to_u8(s), _to_u8(d), _to_u8(o.src), _to_u8(o.dst), _to_u8(o.swap), run.state["iteration"])
+
+
+def write_preview(run: _Run, batch: EvalBatch) -> None:
+    """PNG grid: one row per face, columns src, src->src, dst, dst->dst, dst->src; and the loss plot."""
+    from facecast.media.images import write_image
+
+    rows = [np.concatenate([batch.src[i], batch.src_recon[i], batch.dst[i], batch.dst_recon[i], batch.swap[i]], 1)
+            for i in range(len(batch.src))]
+    grid = np.concatenate(rows, 0)
+    prev = run.model_dir / "previews"
+    write_image(prev / "preview.png", grid)
+    if run.options.write_preview_history:
+        write_image(prev / "history" / f"{run.state['iteration']:08d}.png", grid)
+    plot_losses(run.model_dir / "history.jsonl", prev / "loss.png")
+
+
+def plot_losses(history: Path, out: Path) -> None:
+    if not history.exists():
+        return
+    its, sl, dl = [], [], []
+    for line in history.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if "src_loss" in row:
+            its.append(row["iter"])
+            sl.append(row["src_loss"])
+            dl.append(row["dst_loss"])
+    if not its:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    from facecast.media.images import atomic_write_with
+
+    fig, ax = plt.subplots(figsize=(6, 3), dpi=100)
+    ax.plot(its, sl, label="src", lw=0.8)
+    ax.plot(its, dl, label="dst", lw=0.8)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.legend()
+    fig.tight_layout()
+    atomic_write_with(out, lambda p: fig.savefig(p, format="png"))
+    plt.close(fig)
+
+
+def _make_loader(run: _Run, src: Faceset, dst: Faceset, batch: int) -> Any:
+    ds = PairDataset(src, dst, run.options, seed=run.options.seed + 7919 * int(run.state.get("rollbacks", 0)))
+    sampler = StepBatches(run.state["iteration"], batch, run.dist.rank, run.dist.world)
+    workers = max(0, int(run.options.num_workers))
+    loader = DataLoader(ds, batch_sampler=sampler, num_workers=workers, persistent_workers=False,
+                        prefetch_factor=4 if workers else None, pin_memory=run.device.startswith("cuda"))
+    return iter(loader)
+
+
+def train(
+    ws: Workspace | str | Path,
+    model_name: str,
+    preset_name: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    device: str = "auto",
+    target_iter: int | None = None,
+    max_iters: int | None = None,
+    src_faceset: Path | None = None,
+    dst_faceset: Path | None = None,
+    pretrain_faceset: Path | None = None,
+    evaluators: Sequence[Evaluator] = (),
+    precision: str | None = None,
+    quiet: bool = False,
+    log_every: int = 1,
+) -> TrainResult:
+    """Create or resume `model/<model_name>` and train until target_iter, max_iters or Ctrl-C.
+
+    `preset_name` is used only when the model is created; `overrides` are option values (architecture
+    ones only at creation). `max_iters` bounds this call (tests, benchmarks); `target_iter` is the
+    model's total. `precision`: None/"auto" (as `choose_device` measured), "fp32", "bfloat16", "float16"."""
+    ws = ws if isinstance(ws, Workspace) else Workspace.open(ws)
+    _responsible_checks(ws)
+    if not model_name or "/" in model_name or model_name.startswith("."):
+        raise FacecastError(f"model name {model_name!r} must be a plain folder name")
+    model_dir = ws.model(model_name)
+    overrides = dict(overrides or {})
+    if target_iter is not None:
+        overrides["target_iter"] = target_iter
+    options, created = resolve_options(model_dir, preset_name, overrides)
+    dist = distributed.init_from_env(device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+
+    # -- data -------------------------------------------------------------------------------------------
+    if options.pretrain:
+        folder = Path(pretrain_faceset) if pretrain_faceset else ws.aligned("src")
+        src_all = dst_all = load_faceset(folder, options, "pretrain faceset", quiet or not dist.is_main)
+    else:
+        src_all = load_faceset(Path(src_faceset) if src_faceset else ws.aligned("src"), options, "src faceset", quiet or not dist.is_main)
+        dst_all = load_faceset(Path(dst_faceset) if dst_faceset else ws.aligned("dst"), options, "dst faceset", quiet or not dist.is_main)
+    src_train, src_eval = held_out(src_all)
+    dst_train, dst_eval = held_out(dst_all)
+
+    run = _Run(ws, model_dir, options, created, device, precision, dist, quiet)
+    if created:
+        if dist.is_main:
+            model_dir.mkdir(parents=True, exist_ok=True)
+            run.save("created")
+        distributed.barrier(dist)
+    if not created or dist.enabled:
+        run.load()
+    if run.state.get("pretrain") and not options.pretrain:
+        run.state["iteration"] = 0
+        run.state["pretrain"] = False
+        run.log_event("pretrain-finished", "pretraining switched off: iteration counter reset to 0 (DFL's rule)")
+    run.state["pretrain"] = options.pretrain
+    run.set_lr()
+    run.trim_history()
+
+    batch = options.batch_size
+    est = memory_estimate(run.model, options, batch // dist.world)
+    info(f"model {model_name}: {options.arch} {options.resolution}px {options.face_type}, "
+         f"{int(est['parameters']):,} parameters, memory estimate ~{est['total_mb']:.0f} MB "
+         f"(weights+optimizer {est['state_mb']:.0f} MB, activations {est['activations_mb']:.0f} MB at batch {batch})",
+         run.quiet)
+    info(f"device {run.device} ({run.device_reason}), precision {run.precision}; "
+         f"{'created' if created else 'resumed at iteration ' + str(run.state['iteration'])}", run.quiet)
+
+    result = TrainResult(str(model_dir), created, run.state["iteration"], "", batch_size=batch, device=run.device,
+                         precision=run.precision, memory_estimate_mb=est["total_mb"])
+    guard = Guard()
+    loader = _make_loader(run, src_train, dst_train, batch)
+    last_save = last_backup = time.monotonic()
+    done_here, wait_s, step_s = 0, 0.0, 0.0
+    t_start = None
+    stop = ""
+    display = _Display(run.quiet, options.target_iter)
+    try:
+        with display:
+            while True:
+                it = run.state["iteration"]
+                if options.target_iter and it >= options.target_iter:
+                    stop = "target_iter"
+                    break
+                if max_iters is not None and done_here >= max_iters:
+                    stop = "max_iters"
+                    break
+                t0 = time.perf_counter()
+                raw = next(loader)
+                t1 = time.perf_counter()
+                b = to_float(raw, run.device, run.channels_last)
+                try:
+                    sl, dl = run.step(b)
+                except RuntimeError as err:
+                    if not (run.device.startswith("cuda") and is_oom(err)):
+                        raise
+                    torch.cuda.empty_cache()
+                    batch = halve_batch(batch)
+                    run.log_event("oom", f"out of GPU memory: batch size halved to {batch}")
+                    loader = _make_loader(run, src_train, dst_train, batch)
+                    continue
+                t2 = time.perf_counter()
+                sl, dl = distributed.mean_across(dist, [sl, dl])
+                why = guard.check(sl + dl)
+                if why is not None:
+                    distributed.barrier(dist)
+                    run.state["rollbacks"] = int(run.state.get("rollbacks", 0)) + 1
+                    lr_scale = float(run.state.get("lr_scale", 1.0)) * guard.settings.lr_factor
+                    rollbacks = run.state["rollbacks"]
+                    run.load()
+                    run.state["lr_scale"], run.state["rollbacks"] = lr_scale, rollbacks
+                    run.set_lr()
+                    run.log_event("rollback", f"{why}: rolled back to iteration {run.state['iteration']}, "
+                                  f"learning rate x{lr_scale:g}", lr=options.lr * lr_scale)
+                    guard.rolled_back()
+                    loader = _make_loader(run, src_train, dst_train, batch)
+                    continue
+                if t_start is None:
+                    t_start = time.perf_counter()  # the first step pays one-off costs; time from the second
+                    result.first_src_loss, result.first_dst_loss = sl, dl
+                else:
+                    wait_s += t1 - t0
+                    step_s += t2 - t0
+                run.state["iteration"] = it = it + 1
+                done_here += 1
+                result.src_loss, result.dst_loss = sl, dl
+                if it % max(1, log_every) == 0:
+                    run.history_buffer.append({"iter": it, "src_loss": round(sl, 6), "dst_loss": round(dl, 6),
+                                               "ms": round((t2 - t0) * 1000, 2), "batch": batch})
+                display.update(it, (t2 - t0) * 1000, batch / max(t2 - t0, 1e-9), sl, dl)
+                if dist.is_main and options.preview_every and it % options.preview_every == 0:
+                    run.flush_history()
+                    write_preview(run, _eval_batch(run, src_eval, dst_eval))
+                if evaluators and options.eval_every and it % options.eval_every == 0:
+                    _run_evaluators(run, evaluators, src_eval, dst_eval)
+                now = time.monotonic()
+                if options.save_minutes and now - last_save >= options.save_minutes * 60:
+                    run.save("periodic")
+                    guard.saved()
+                    last_save = now
+                if options.autobackup_minutes and now - last_backup >= options.autobackup_minutes * 60:
+                    run.save("autobackup")
+                    if dist.is_main:
+                        checkpoint.backup(model_dir, it, options.backup_keep)
+                    last_backup = last_save = now
+    except KeyboardInterrupt:
+        stop = "interrupted"
+    run.save(stop or "end")
+    if dist.is_main:
+        write_preview(run, _eval_batch(run, src_eval, dst_eval))
+    distributed.barrier(dist)
+    result.iteration = run.state["iteration"]
+    result.stopped = stop
+    result.rollbacks = int(run.state.get("rollbacks", 0))
+    result.batch_size = batch
+    result.events = run.events
+    timed = max(0, done_here - 1)
+    if timed and step_s > 0:
+        result.ms_per_iter = step_s / timed * 1000
+        result.samples_per_s = timed * batch / step_s
+        result.data_wait_share = wait_s / step_s
+    if stop == "interrupted":
+        raise KeyboardInterrupt
+    return result
+
+
+def _run_evaluators(run: _Run, evaluators: Sequence[Evaluator], src: Faceset, dst: Faceset) -> None:
+    batch = _eval_batch(run, src, dst)
+    scores: dict[str, float] = {}
+    for fn in evaluators:
+        for k, v in fn(batch).items():
+            scores[k] = float(v)
+    run.history_buffer.append({"iter": run.state["iteration"], "eval": scores})
+
+
+class _Display:
+    """Live line: iteration, ms/it, samples/s, src/dst loss (rich, on stderr; nothing when quiet)."""
+
+    def __init__(self, quiet: bool, target: int) -> None:
+        from facecast.console import make_progress
+
+        self.quiet = quiet
+        self.progress = make_progress(quiet)
+        self.target = target or None
+        self.task = None
+        self.last = 0.0
+
+    def __enter__(self) -> "_Display":
+        self.progress.__enter__()
+        self.task = self.progress.add_task("training", total=self.target)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
+
+    def update(self, it: int, ms: float, sps: float, sl: float, dl: float) -> None:
+        now = time.monotonic()
+        if self.quiet or now - self.last < 0.25:
+            return
+        self.last = now
+        self.progress.update(self.task, completed=it,
+                             description=f"iter {it} | {ms:.0f} ms/it | {sps:.1f} samples/s | src {sl:.4f} dst {dl:.4f}")
+
+
