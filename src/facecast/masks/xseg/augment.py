@@ -81,15 +81,14 @@ def colour_jitter(img: np.ndarray, rng: np.random.Generator, s: AugmentSettings)
 
 
 def augment(image: np.ndarray, target: np.ndarray, rng: np.random.Generator, pool: TexturePool | None,
-            s: AugmentSettings, occluders: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """(image, target) -> augmented pair. Occluders first (their mask is cut out of the target), then
-    geometry on both, then colour on the image only."""
+            s: AugmentSettings, occluders: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(image, target) -> augmented (image, target, occluder mask). Occluders first (their mask is cut
+    out of the target), then geometry on all three, then colour on the image only."""
+    occ_mask = np.zeros(target.shape, np.float32)
     if occluders and s.occluders.probability > 0:
         occ = occlude(image, target, rng, pool, s.occluders)
-        image, target = occ.image, occ.target
+        image, target, occ_mask = occ.image, occ.target, occ.occluder
     mat, warp = random_geometry(image.shape[0], rng, s)
     image = apply_geometry(image, mat, warp, cv2.INTER_LINEAR)
-    target = apply_geometry(target.astype(np.float32), mat, warp, cv2.INTER_LINEAR)
-    return colour_jitter(image, rng, s), (target > 0.5).astype(np.float32)
-
-
+    both = apply_geometry(np.dstack([target, occ_mask]).astype(np.float32), mat, warp, cv2.INTER_LINEAR)
+    return colour_jitter(image, rng, s), (both[..., 0] > 0.5).astype(np.float32), (both[..., 1] > 0.5).astype(np.float32)

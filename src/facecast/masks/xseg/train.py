@@ -39,6 +39,8 @@ from facecast.media.images import write_image
 from facecast.workspace import SIDES, Workspace
 
 FOREHEAD = 0.3  # hull extension above the brows, x brow-to-chin distance (pretraining target)
+# Occluder pixels are a few percent of a face but the whole point of the model: weight their BCE up.
+OCCLUDER_WEIGHT = 4.0
 
 
 @dataclass
@@ -97,7 +99,7 @@ def load_faces(paths: list[Path], opts: XSegOptions, labelled_only: bool) -> lis
 
 
 def _batches(items: list[FaceItem], use_labels: bool, batch: int, seed: int, pool: TexturePool,
-             aug: AugmentSettings) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+             aug: AugmentSettings) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Endless augmented batches, produced on a background thread (OpenCV releases the GIL, so
     augmentation overlaps the training step instead of stalling it)."""
     q: queue.Queue = queue.Queue(maxsize=3)
@@ -107,19 +109,21 @@ def _batches(items: list[FaceItem], use_labels: bool, batch: int, seed: int, poo
         rng = np.random.default_rng(seed)
         while not stop.is_set():
             idx = rng.integers(len(items), size=batch)
-            xs, ys = [], []
+            xs, ys, ws = [], [], []
             for i in idx:
                 it = items[int(i)]
                 target = it.label if (use_labels and it.label is not None) else it.hull
-                x, y = augment(it.image, target, rng, pool, aug)
+                x, y, occ = augment(it.image, target, rng, pool, aug)
                 xs.append(x)
                 ys.append(y)
-            try:
-                q.put((np.stack(xs), np.stack(ys)), timeout=0.5)
-            except queue.Full:
-                if stop.is_set():
-                    return
-                q.put((np.stack(xs), np.stack(ys)))
+                ws.append(1.0 + OCCLUDER_WEIGHT * occ)
+            item = (np.stack(xs), np.stack(ys), np.stack(ws))
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
 
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
@@ -185,10 +189,10 @@ class _nullctx:
         return None
 
 
-def _loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """BCE for every pixel + soft Dice for the overlap (Dice keeps thin occluders from being ignored)."""
+def _loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Weighted BCE per pixel + soft Dice for the overlap (Dice keeps the face shape honest)."""
     logits = logits.float()
-    bce = F.binary_cross_entropy_with_logits(logits, target)
+    bce = F.binary_cross_entropy_with_logits(logits, target, weight=weight)
     p = torch.sigmoid(logits)
     inter = (p * target).sum((1, 2, 3))
     dice = 1 - (2 * inter + 1) / (p.sum((1, 2, 3)) + target.sum((1, 2, 3)) + 1)
@@ -328,12 +332,13 @@ def _run(ws: Workspace, model_name: str, phase: str, preset: str | None, target_
         with _Display(title, target_iter, quiet) as display:
             model.train()
             while it < target_iter:
-                xb, yb = next(batches)
+                xb, yb, wb = next(batches)
                 x = _to_tensor(xb, device)
                 y = torch.from_numpy(yb).to(device)[:, None]
+                wt = torch.from_numpy(wb).to(device)[:, None]
                 with torch.autocast(device.split(":")[0], dtype=getattr(torch, amp), enabled=True) if amp else _nullctx():
                     logits = model(x)
-                loss = _loss(logits, y)
+                loss = _loss(logits, y, wt)
                 if not torch.isfinite(loss):
                     raise FacecastError(f"xseg {phase}: loss became NaN/inf at iteration {it}; lower the learning rate")
                 optimizer.zero_grad(set_to_none=True)
