@@ -154,7 +154,7 @@ def train_for(ws: Workspace, seconds: float, min_iters: int, quiet: bool, create
 
     t0 = time.perf_counter()
     overrides = dict(MODEL_OPTIONS) if create else {}
-    probe = max(min_iters, 3)
+    probe = max(min_iters, 2)  # two steps: the trainer times from the second (the first pays set-up)
     first = train(ws, MODEL_NAME, preset_name="tiny", overrides=overrides, max_iters=probe, quiet=quiet)
     ran = probe
     spent = time.perf_counter() - t0
