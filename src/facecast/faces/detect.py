@@ -71,17 +71,25 @@ class MediapipeDlibDetector:
     name = "mediapipe+dlib"
 
     def __init__(self) -> None:
-        import mediapipe as mp
+        self._loaded: list | None = None  # created on first use: see `_models`
 
-        fd = mp.solutions.face_detection
-        self._models = [fd.FaceDetection(model_selection=m, min_detection_confidence=0.2) for m in (0, 1)]
+    @property
+    def _models(self) -> list:
+        """The two mediapipe graphs, created on first use: the extract parent process asks only for
+        `version()` and must not pay mediapipe's ~1 s import for that (its workers detect)."""
+        if self._loaded is None:
+            import mediapipe as mp
+
+            fd = mp.solutions.face_detection
+            self._loaded = [fd.FaceDetection(model_selection=m, min_detection_confidence=0.2) for m in (0, 1)]
+        return self._loaded
 
     def version(self) -> str:
-        import mediapipe as mp
+        from importlib.metadata import version
 
         from facecast.faces.landmarks import predictor_version
 
-        return f"mediapipe {mp.__version__} face_detection short+full; {predictor_version()}"
+        return f"mediapipe {version('mediapipe')} face_detection short+full; {predictor_version()}"
 
     def _boxes_once(self, image: np.ndarray, min_score: float) -> list[tuple[tuple[float, float, float, float], float]]:
         h, w = image.shape[:2]

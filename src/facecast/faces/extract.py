@@ -86,8 +86,23 @@ def _detect_one(path: str, min_score: float) -> dict[str, Any]:
     }
 
 
+MIN_FRAMES_PER_WORKER = 24  # below this many frames per extra worker a pool costs more than it saves
+
+
+def _workers_for(workers: int, n_frames: int) -> int:
+    """Fewer workers for short jobs. Each spawned worker loads its own models (mediapipe, dlib's 100 MB
+    predictor, the content gate: ~3 s on a quiet core) while the parent process loads nothing, so a pool
+    only pays off once the frames saved outweigh that: about 2 x start-up / per-frame cost, ~24 frames."""
+    return max(1, min(workers, n_frames // MIN_FRAMES_PER_WORKER))
+
+
 def _pool(workers: int) -> ProcessPoolExecutor | None:
-    """One pool for both parallel phases (spawned workers take seconds to import mediapipe and dlib)."""
+    """One pool for both parallel phases.
+
+    Spawn, not fork: the parent has already built the content gate's onnxruntime session (and, with
+    --reference, mediapipe graphs), whose thread pools do not survive a fork; a forked worker calling
+    them can hang. Measured start-up of 2 workers loading their models: spawn 7.4 s, fork 7.2 s,
+    forkserver 7.6 s on the loaded machine, so fork would buy nothing worth that risk."""
     if workers <= 1:
         return None
     import multiprocessing as mp
@@ -237,7 +252,8 @@ def extract(
 
     todo = [(str(p), min_score) for p in frames if p.name not in done]
     last_save = time.monotonic()
-    pool = _pool(workers)
+    pending_writes = len(frames) - len(written)
+    pool = _pool(_workers_for(workers, max(len(todo), pending_writes)))
     try:
         report = _run(ws, side, frames, names, settings, manual, ref_desc, done, written, todo, save, pool,
                       quiet, out_dir, debug_dir)

