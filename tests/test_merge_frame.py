@@ -179,3 +179,17 @@ def test_settings_validation_and_overrides():
     s = MergeSettings().with_overrides({"blur": 20})
     assert s.blur == 20 and s.digest() != MergeSettings().digest()
     assert MergeSettings.from_dict(s.to_dict()) == s
+
+
+def test_fast_png_is_lossless(scene):
+    import cv2
+
+    from facecast.media.images import decode_image
+    from facecast.merge.fastpng import encode_png
+
+    frame = scene[0]
+    assert np.array_equal(decode_image(encode_png(frame)), frame)
+    grey = np.ascontiguousarray(frame[..., 1])
+    assert np.array_equal(decode_image(encode_png(grey), flags=cv2.IMREAD_UNCHANGED), grey)
+    with pytest.raises(ValueError):
+        encode_png(frame.astype(np.float32))

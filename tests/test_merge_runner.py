@@ -152,12 +152,14 @@ def test_patch_export_round_trips_overlay(clip_ws):
     assert rep.merged == 0
 
 
-def test_two_workers_match_one(clip_ws):
+@pytest.mark.parametrize("parallel", ["thread", "process"])
+def test_two_workers_match_one(clip_ws, parallel):
     ws, names = clip_ws
     merge(ws, "a", MergeSettings(mode="seamless", color_transfer="mkl-m"), FakePredictor(64), workers=1, quiet=True)
     one = {n: _merged(ws, n) for n in names}
-    rep = merge(ws, "b", MergeSettings(mode="seamless", color_transfer="mkl-m"), FakePredictor(64), workers=2, quiet=True)
-    assert rep.merged == N
+    rep = merge(ws, "b", MergeSettings(mode="seamless", color_transfer="mkl-m"), FakePredictor(64), workers=2,
+                parallel=parallel, batch_frames=2, quiet=True)
+    assert rep.merged == N and rep.parallel == parallel
     for n in names:
         assert np.array_equal(one[n], _merged(ws, n)), n
 

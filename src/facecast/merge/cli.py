@@ -42,6 +42,7 @@ def register(app: typer.Typer) -> None:
         hist_match_threshold: Annotated[Optional[int], _opt("Histogram match threshold 0..255.", "--hist-match-threshold")] = None,
         temporal_window: Annotated[Optional[int], _opt("Average colour statistics and mask over this many frames (odd).", "--temporal-window")] = None,
         workers: Annotated[int, typer.Option("--workers", "-j", help="Compositing processes (1 = in this process).")] = 2,
+        parallel: Annotated[str, typer.Option("--parallel", help="thread|process: how --workers composite.")] = "thread",
         batch_frames: Annotated[int, typer.Option("--batch-frames", help="Frames per prediction batch.")] = 8,
         export_patches: Annotated[bool, typer.Option("--export-patches", help="Also write each face's patch, 16-bit mask and 2x3 transform to data_dst/merged_patches/.")] = False,
         frame: Annotated[Optional[str], typer.Option("--frame", help="Frame file name that --override applies to.")] = None,
@@ -75,6 +76,10 @@ def register(app: typer.Typer) -> None:
             overrides = {frame: dict(parse_override(o) for o in override)}
         if workers < 1:
             raise FacecastError(f"--workers {workers}: use 1 or more")
+        if parallel not in ("thread", "process"):
+            raise FacecastError(f"--parallel {parallel}: choose thread or process")
+        if batch_frames < 1:
+            raise FacecastError(f"--batch-frames {batch_frames}: use 1 or more")
 
         model_dir = ws.model(model)
         from facecast.train.predict import load_predictor
@@ -103,7 +108,7 @@ def register(app: typer.Typer) -> None:
 
             report = merge(ws, model, settings, predictor, segmenter=segmenter, workers=workers,
                            export_patches=export_patches, quiet=quiet, overrides=overrides,
-                           batch_frames=batch_frames, progress=step)
+                           batch_frames=batch_frames, progress=step, parallel=parallel)
         data = report.to_dict()
         data["merged_folder"] = str(ws.merged)
         data["passthrough_count"] = len(report.passthrough)

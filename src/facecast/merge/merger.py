@@ -18,10 +18,11 @@ written frame (watermark).
 from __future__ import annotations
 
 import json
+import multiprocessing
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from facecast.media.images import atomic_write_bytes, clean_partials, encode_ima
 from facecast.merge.color import ColorStats
 from facecast.merge.composite import FaceJob, FaceOutput, face_statistics, merge_frame, merge_frame_detailed, roi_matrix
 from facecast.merge.masks import segment_to_model, stored_xseg_to_model
+from facecast.merge.fastpng import encode_png
 from facecast.merge.session import Session, frame_digest
 from facecast.merge.settings import MergeSettings
 from facecast.workspace import Workspace
@@ -64,6 +66,7 @@ class MergeReport:
     seconds: float
     workers: int
     session: str
+    parallel: str = "thread"
     identity: Any = None
     patches: str | None = None
 
@@ -129,8 +132,10 @@ def _motions(names: list[str], faces: dict[str, list[AlignedMeta]]) -> dict[str,
     return out
 
 
-def _write_png(path: Path, img: np.ndarray, compression: int = 1) -> None:
-    atomic_write_bytes(path, encode_image(img, ".png", png_compression=compression))
+def _write_png(path: Path, img: np.ndarray) -> None:
+    """8-bit frames and masks through the fast writer; 16-bit patches through OpenCV."""
+    data = encode_png(img) if img.dtype == np.uint8 else encode_image(img, ".png", png_compression=1)
+    atomic_write_bytes(path, data)
 
 
 def _finish(task: _FrameTask) -> tuple[str, int]:
@@ -176,6 +181,23 @@ def _init_worker() -> None:
     import cv2
 
     cv2.setNumThreads(1)
+
+
+PARALLEL = ("thread", "process")
+
+
+def _make_pool(workers: int, parallel: str) -> Executor | None:
+    """Compositing workers: threads (OpenCV, zlib and numpy release the GIL) or spawned processes.
+
+    Processes use spawn, not fork: forking a process that holds torch's thread pool can deadlock the
+    children; the price is each worker importing the main module (see bench/merge_speed.py for what pays)."""
+    if workers < 2:
+        return None
+    if parallel == "process":
+        return ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, mp_context=multiprocessing.get_context("spawn"))
+    if parallel == "thread":
+        return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="merge")
+    raise FacecastError(f"parallel={parallel!r}: choose one of {', '.join(PARALLEL)}")
 
 
 class _Predicted:
@@ -276,12 +298,13 @@ def merge(
     overrides: dict[str, dict[str, Any]] | None = None,
     batch_frames: int = 8,
     progress: Callable[[int, int], None] | None = None,
+    parallel: str = "thread",
 ) -> MergeReport:
     """Merge every dst frame of `ws` with `predictor` (see the module docstring).
 
     `settings` None keeps the session's stored settings (or the defaults); `overrides` maps frame file
     names to setting changes for that frame and is stored in the session; `workers` >= 2 composites in
-    that many processes, 1 composites in this one."""
+    that many threads or processes (`parallel`), 1 composites in this thread."""
     _responsible_checks(ws)
     t0 = time.perf_counter()
     model_dir = ws.model(model_name)
@@ -343,7 +366,7 @@ def merge(
     motions = _motions(frame_names, faces)
     merged = n_faces = 0
     window = max(s.temporal_window for s in (session.effective(n) for n in todo)) if todo else 1
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) if workers >= 2 and todo else None
+    pool = _make_pool(workers, parallel) if todo else None
     pending: deque[tuple[str, Future | tuple[str, int]]] = deque()
     cache: dict[str, _Predicted] = {}
 
@@ -403,7 +426,7 @@ def merge(
             pool.shutdown(wait=True, cancel_futures=True)
     return MergeReport(
         frames=len(frame_names), merged=merged, skipped=skipped, passthrough=session.no_face,
-        faces=n_faces, seconds=time.perf_counter() - t0, workers=workers, session=str(session.path),
+        faces=n_faces, seconds=time.perf_counter() - t0, workers=workers, session=str(session.path), parallel=parallel,
         identity=identity, patches=str(patch_dir) if patch_dir else None,
     )
 
