@@ -174,3 +174,30 @@ def test_shipped_weights_load_and_swap_towards_the_source(fast_demo):
     to_src = np.linalg.norm(swap_d - src_c, axis=1)
     to_dst = np.linalg.norm(swap_d - dst_d, axis=1)
     assert to_src.mean() < to_dst.mean(), (to_src.mean(), to_dst.mean())
+
+
+def test_weights_export_and_install_round_trip(fast_demo, tmp_path):
+    """Export halves the weights (package size), install restores float32; predictions barely move."""
+    from safetensors.torch import load_file
+
+    from facecast.demo import weights
+    from facecast.faces.aligned import list_aligned, read_aligned
+    from facecast.train.predict import load_predictor
+    from facecast.workspace import Workspace
+
+    out, result = fast_demo
+    ws = Workspace.open(out)
+    asset = tmp_path / "asset"
+    size = weights.export(ws.model("demo"), asset, {"iteration": result.iterations})
+    assert size == (asset / "model.safetensors").stat().st_size
+    exported = load_file(str(asset / "model.safetensors"))
+    assert all(k.startswith("model.") for k in exported)
+    assert {str(v.dtype) for v in exported.values() if v.is_floating_point()} == {"torch.float16"}
+    state = weights.install(tmp_path / "model" / "demo", asset)
+    assert state["iteration"] == result.iterations
+    installed = load_file(str(tmp_path / "model" / "demo" / "model.safetensors"))
+    assert {str(v.dtype) for v in installed.values() if v.is_floating_point()} == {"torch.float32"}
+    face = read_aligned(list_aligned(ws.aligned("dst"))[0]).image
+    a, b = load_predictor(ws.model("demo"), device="cpu"), load_predictor(tmp_path / "model" / "demo", device="cpu")
+    x = cv2.resize(face, (a.resolution, a.resolution), interpolation=cv2.INTER_AREA)
+    assert np.abs(a.predict(x).face - b.predict(x).face).max() < 0.02
