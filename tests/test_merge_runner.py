@@ -216,3 +216,36 @@ def test_cli_errors_are_one_line(clip_ws, tmp_path):
     assert code != 0 and "Traceback" not in err and "overlay" in err
     code, out, err = run_cli("merge", "-w", str(ws.root), "--model", "m", "--override", "blur=3")
     assert code != 0 and "--frame" in err
+
+
+def _tiny_model(ws, name: str = "tiny") -> None:
+    """A real (random-weight) DF model folder written the way training writes it: tests the contract."""
+    torch = pytest.importorskip("torch")
+    from facecast.train import checkpoint
+    from facecast.train.archs.registry import build_model
+    from facecast.train.options import ModelOptions
+
+    torch.manual_seed(0)
+    opts = ModelOptions(arch="df", resolution=32, face_type="full", e_dims=8, ae_dims=16, d_dims=8, d_mask_dims=8).validate()
+    model = build_model(opts)
+    weights = {"model." + k: v for k, v in model.state_dict().items()}
+    checkpoint.save_checkpoint(ws.model(name), weights, {}, {}, {"iteration": 0}, opts.to_json())
+
+
+def test_cli_end_to_end_with_tiny_model(clip_ws):
+    ws, names = clip_ws
+    _tiny_model(ws)
+    args = ("merge", "-w", str(ws.root), "--model", "tiny", "--workers", "1", "--device", "cpu")
+    code, out, err = run_cli(*args, "--mask-mode", "dst", "--blur", "4", "--json")
+    assert code == 0, err
+    rep = json.loads(out)
+    assert rep["merged"] == N and rep["passthrough"] == [names[i] for i in BLANK]
+    assert all((ws.merged / n).exists() and (ws.merged_mask / n).exists() for n in names)
+    # settings persist in the session; a per-frame override re-merges that frame only
+    code, out, err = run_cli(*args, "--frame", names[0], "--override", "erode=6", "--json")
+    assert code == 0, err
+    rep = json.loads(out)
+    assert rep["merged"] == 1 and rep["skipped"] == N - 1
+    session = json.loads((ws.model("tiny") / "merge_session.json").read_text())
+    assert session["settings"]["blur"] == 4 and session["settings"]["mask_mode"] == "dst"
+    assert session["overrides"] == {names[0]: {"erode": 6}}
