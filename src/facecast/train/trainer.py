@@ -530,6 +530,7 @@ def train(
         result.ms_per_iter = step_s / timed * 1000
         result.samples_per_s = timed * batch / step_s
         result.data_wait_share = wait_s / step_s
+    distributed.shutdown(dist)
     if stop == "interrupted":
         raise KeyboardInterrupt
     return result
