@@ -216,12 +216,14 @@ def _predict_frames(
     predictor,
     segmenter,
     settings_of: Callable[[str], MergeSettings],
+    reader: ThreadPoolExecutor | None = None,
 ) -> dict[str, _Predicted]:
     """Read frames, re-align faces at the model geometry, predict all faces in one batch, add XSeg masks."""
     r, ftype = int(predictor.resolution), predictor.face_type
+    paths = [ws.data("dst") / n for n in names]
+    loaded = list(reader.map(read_image, paths)) if reader else [read_image(p) for p in paths]
     frames, jobs, crops, owners = {}, {}, [], []
-    for n in names:
-        frame = read_image(ws.data("dst") / n)
+    for n, frame in zip(names, loaded):
         frames[n] = frame
         jobs[n] = []
         for m in faces[n]:
@@ -264,9 +266,10 @@ def _opt(pred, attr: str, k: int):
     return None if arr is None else arr[k]
 
 
-def _smooth(name: str, names: list[str], cache: dict[str, _Predicted], window: int, s: MergeSettings) -> list[FaceOutput]:
+def _smooth(name: str, names: list[str], cache: dict[str, _Predicted], window: int, s: MergeSettings,
+            position: dict[str, int]) -> list[FaceOutput]:
     """Outputs of frame `name` with mask and colour statistics averaged over the window's frames."""
-    idx = names.index(name)
+    idx = position[name]
     half = window // 2
     me = cache[name]
     result = []
@@ -362,11 +365,14 @@ def merge(
         return patch_dir is None or not faces.get(n) or (patch_dir / f"{Path(n).stem}_0.json").exists()
 
     todo = [n for n in frame_names if not done(n)]
+    position = {n: i for i, n in enumerate(frame_names)}
     skipped = len(frame_names) - len(todo)
     motions = _motions(frame_names, faces)
     merged = n_faces = 0
     window = max(s.temporal_window for s in (session.effective(n) for n in todo)) if todo else 1
     pool = _make_pool(workers, parallel) if todo else None
+    # frames are decoded in threads too (PNG decode releases the GIL), whatever composites them
+    reader = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="merge-read") if workers >= 2 and todo else None
     pending: deque[tuple[str, Future | tuple[str, int]]] = deque()
     cache: dict[str, _Predicted] = {}
 
@@ -393,37 +399,46 @@ def merge(
             if window > 1:
                 half = window // 2
                 for n in with_faces:
-                    i = frame_names.index(n)
+                    i = position[n]
                     need.update(x for x in frame_names[max(0, i - half) : i + half + 1] if faces.get(x))
             missing = [n for n in frame_names if n in need and n not in cache]
             if missing:
-                cache.update(_predict_frames(ws, missing, faces, motions, predictor, segmenter, session.effective))
+                cache.update(_predict_frames(ws, missing, faces, motions, predictor, segmenter, session.effective, reader))
             for n in chunk:
                 s = session.effective(n)
                 mp, kp = out_paths(n)
                 if n in with_faces:
                     p = cache[n]
-                    outputs = _smooth(n, frame_names, cache, s.temporal_window, s) if s.temporal_window > 1 else p.outputs
+                    outputs = _smooth(n, frame_names, cache, s.temporal_window, s, position) if s.temporal_window > 1 else p.outputs
                     task = _FrameTask(n, p.frame, p.jobs, outputs, s, mp, kp, patch_dir, ws)
                 else:
                     task = _FrameTask(n, read_image(ws.data("dst") / n), [], [], s, mp, kp, None, ws)
                 pending.append((n, pool.submit(_finish, task) if pool else _finish(task)))
             # drop predictions no later frame's window can use
             if todo[start + batch_frames : start + batch_frames + 1]:
-                first_next = frame_names.index(todo[start + batch_frames])
-                keep_from = max(0, first_next - window // 2)
+                keep_from = max(0, position[todo[start + batch_frames]] - window // 2)
                 for n in list(cache):
-                    if frame_names.index(n) < keep_from:
+                    if position[n] < keep_from:
                         del cache[n]
             collect(block=False)
-            while pool and len(pending) > 3 * workers * batch_frames:
+            while pool and len(pending) > 2 * batch_frames:  # bounded memory: frames wait in the queue
                 collect(block=False)
                 time.sleep(0.005)
         collect(block=True)
     finally:
-        session.save()
+        # on an interrupt or error: let running writes finish, record every frame completely written
         if pool:
             pool.shutdown(wait=True, cancel_futures=True)
+        if reader:
+            reader.shutdown(wait=True, cancel_futures=True)
+        while pending:
+            name, fut = pending.popleft()
+            if isinstance(fut, Future) and (fut.cancelled() or fut.exception() is not None):
+                continue
+            nf = (fut.result() if isinstance(fut, Future) else fut)[1]
+            session.mark(name, digests[name], nf, "merged" if nf else "passthrough")
+            merged += 1
+        session.save()
     return MergeReport(
         frames=len(frame_names), merged=merged, skipped=skipped, passthrough=session.no_face,
         faces=n_faces, seconds=time.perf_counter() - t0, workers=workers, session=str(session.path), parallel=parallel,
