@@ -249,3 +249,11 @@ def test_cli_end_to_end_with_tiny_model(clip_ws):
     session = json.loads((ws.model("tiny") / "merge_session.json").read_text())
     assert session["settings"]["blur"] == 4 and session["settings"]["mask_mode"] == "dst"
     assert session["overrides"] == {names[0]: {"erode": 6}}
+
+
+def test_more_training_remerges(clip_ws):
+    ws, _ = clip_ws
+    merge(ws, "m", MergeSettings(), FakePredictor(64), quiet=True)
+    (ws.model("m") / "state.json").write_text(json.dumps({"iteration": 500}))
+    rep = merge(ws, "m", None, FakePredictor(64), quiet=True)
+    assert rep.merged == N - len(BLANK)  # face frames redone; face-less frames stay copied

@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
         masked_hist_match: Annotated[Optional[bool], typer.Option("--masked-hist-match/--no-masked-hist-match", help="Histogram match only inside the mask.", show_default=False)] = None,
         hist_match_threshold: Annotated[Optional[int], _opt("Histogram match threshold 0..255.", "--hist-match-threshold")] = None,
         temporal_window: Annotated[Optional[int], _opt("Average colour statistics and mask over this many frames (odd).", "--temporal-window")] = None,
-        workers: Annotated[int, typer.Option("--workers", "-j", help="Compositing processes (1 = in this process).")] = 2,
+        workers: Annotated[int, typer.Option("--workers", "-j", help="Compositing workers, threads or processes (see --parallel); 1 = inline.")] = 2,
         parallel: Annotated[str, typer.Option("--parallel", help="thread|process: how --workers composite.")] = "thread",
         batch_frames: Annotated[int, typer.Option("--batch-frames", help="Frames per prediction batch.")] = 8,
         export_patches: Annotated[bool, typer.Option("--export-patches", help="Also write each face's patch, 16-bit mask and 2x3 transform to data_dst/merged_patches/.")] = False,
@@ -52,7 +52,10 @@ def register(app: typer.Typer) -> None:
         quiet: QuietOpt = False,
         as_json: JsonOpt = False,
     ) -> None:
-        """Composite the trained model's faces into every dst frame -> data_dst/merged/ (resumable)."""
+        """Composite the trained model's faces into every dst frame -> data_dst/merged/ (resumable).
+
+        Settings not given keep their value from this model's last merge (model/NAME/merge_session.json);
+        a re-run redoes only frames whose effective settings changed."""
         from facecast.merge.merger import merge, resolve_settings
         from facecast.merge.session import Session
         from facecast.merge.settings import parse_override

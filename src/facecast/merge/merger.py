@@ -342,8 +342,12 @@ def merge(
         patch_dir.mkdir(parents=True, exist_ok=True)
         clean_partials(patch_dir)
 
+    # what the pixels depend on besides settings: the model (and its training iteration, so merging
+    # again after more training redoes every frame) and the XSeg weights
     model_sig = [model_name, int(predictor.resolution), predictor.face_type, getattr(predictor, "arch", ""),
-                 getattr(segmenter, "name", type(segmenter).__name__) if segmenter is not None else None]
+                 _model_iteration(model_dir),
+                 [getattr(segmenter, "name", type(segmenter).__name__), getattr(segmenter, "version", None)]
+                 if segmenter is not None else None]
     digests: dict[str, str] = {}
     for n in frame_names:
         if faces.get(n):
@@ -444,6 +448,14 @@ def merge(
         faces=n_faces, seconds=time.perf_counter() - t0, workers=workers, session=str(session.path), parallel=parallel,
         identity=identity, patches=str(patch_dir) if patch_dir else None,
     )
+
+
+def _model_iteration(model_dir: Path) -> Any:
+    """The trained iteration recorded in model/<name>/state.json (None when absent or unreadable)."""
+    try:
+        return json.loads((model_dir / "state.json").read_text()).get("iteration")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _ready(item) -> bool:
