@@ -6,6 +6,11 @@ warped back into the frame (only the face's bounding box is touched, which keeps
 and blended by mode. Frame-level filters (denoise, bicubic degrade) soften the dst frame before the
 blend and colour degrade acts on the result, as in DeepFaceLab's merger.
 
+Raw modes: raw-rgb pastes the whole predicted square over the frame; raw-predict puts it on black (at
+frame size, unlike DeepFaceLab's face-size image, so `facecast video` can encode any mode); raw-mask
+writes the blend mask as a grey frame. `face_scale` zooms the predicted face (and its learned/XSeg-prd
+masks) inside the fixed dst region; `output_face_scale` scales face and mask together in the frame.
+
 Warps: face with cv2.INTER_CUBIC (clipped to [0,1]), mask with cv2.INTER_LINEAR, both with
 WARP_INVERSE_MAP of the frame->face matrix; values under 1/255 of the mask are zeroed. A compositor
 given the exported patch (final face colour), mask and matrix reproduces overlay mode with those rules.
