@@ -9,7 +9,7 @@ import pytest
 
 from facecast.faces.detect import detect_faces, merge_boxes
 from facecast.faces.facetype import MIRROR_68
-from facecast.faces.landmarks import landmarks_for_rect, nme
+from facecast.faces.landmarks import eye_roll, landmarks_for_rect, nme
 from facecast.faces.pose import estimate_pose, project_model
 from facecast.media.synth import sample_photo
 
@@ -36,24 +36,24 @@ def test_breakingbad_has_two_faces_and_the_annotated_one_is_accurate():
     faces = detect_faces(image)
     assert len(faces) == 2
     errs = sorted(nme(f.landmarks, lm) for f in faces)
-    assert errs[0] < 0.08  # the annotated face; the other face is another person
+    assert errs[0] < 0.06  # the annotated face (4.7 %); the other face is another person
     assert errs[1] > 1.0
 
 
-@pytest.mark.parametrize("name,bound", [("einstein", 0.08), ("takeo", 0.05)])
+@pytest.mark.parametrize("name,bound", [("einstein", 0.08), ("takeo", 0.045)])
 def test_landmark_nme_against_annotations(name, bound):
     image, lm = sample_photo(name)
     (face,) = detect_faces(image)
     assert nme(face.landmarks, lm) < bound
 
 
-def test_mean_nme_over_annotated_photos_below_six_percent():
+def test_mean_nme_over_annotated_photos_below_five_and_a_half_percent():
     errs = []
     for name in ("einstein", "takeo", "breakingbad"):
         image, lm = sample_photo(name)
         gt = lm
         errs.append(min(nme(f.landmarks, gt) for f in detect_faces(image)))
-    assert np.mean(errs) < 0.06
+    assert np.mean(errs) < 0.055  # measured 5.1 % (einstein 7.1, takeo 3.5, breakingbad 4.7)
 
 
 def test_landmarks_for_rect_follows_a_shifted_box():
@@ -74,6 +74,60 @@ def test_merge_boxes_keeps_best_of_overlaps():
     boxes = [((0, 0, 10, 10), 0.6), ((1, 1, 11, 11), 0.9), ((50, 50, 60, 60), 0.7)]
     kept = merge_boxes(boxes)
     assert [s for _, s in kept] == [0.9, 0.7]
+
+
+def _rendered(name, size, face_px, roll, gain=1.0):
+    from facecast.media.synth import Actor, render_clip
+
+    image, lm = sample_photo(name)
+    clip = render_clip([Actor(image, lm, face_px=(face_px, face_px), rotation_deg=roll, brightness=gain - 1.0,
+                              phase=math.pi / 2)], size=size, n_frames=1, seed=1)
+    return clip.frames[0], clip.landmarks[0][0]
+
+
+@pytest.mark.parametrize("size,face_px", [((176, 144), 55.0), ((320, 240), 100.0)])
+def test_strongly_rolled_face_is_placed(size, face_px):
+    # breakingbad's face is already rolled ~-27 degrees; 20 more made dlib's upright HOG box miss and the
+    # points land off the face (NME 55-60 % before the rotated tries); now 3-6 %
+    frame, gt = _rendered("breakingbad", size, face_px, 20.0)
+    faces = detect_faces(frame)
+    assert faces and min(nme(f.landmarks, gt) for f in faces) < 0.09
+
+
+@pytest.mark.parametrize("roll", [-20.0, 0.0, 20.0])
+@pytest.mark.parametrize("gain", [0.6, 1.4])
+def test_small_faces_in_small_frames(roll, gain):
+    # a 55 px wide face in 176x144 video, rolled and darkened/brightened: measured 3.0-4.0 %
+    frame, gt = _rendered("takeo", (176, 144), 55.0, roll, gain)
+    (face,) = detect_faces(frame)
+    assert nme(face.landmarks, gt) < 0.055
+
+
+def test_eye_roll_measures_in_plane_rotation():
+    _, lm = sample_photo("takeo")
+    base = eye_roll(lm)
+    assert eye_roll(_rotate(lm, 30.0, lm.mean(0))) == pytest.approx(base + 30.0, abs=1e-6)
+
+
+def test_detector_version_does_not_load_mediapipe():
+    # the extract parent process only needs the version string; mediapipe loads in the workers
+    import subprocess
+    import sys
+
+    code = ("import sys; from facecast.faces.detect import get_detector; v = get_detector().version(); "
+            "print('mediapipe' in sys.modules, v)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("False mediapipe 0.10") and "dlib" in out
+
+
+def test_short_extractions_use_fewer_workers():
+    from facecast.faces.extract import MIN_FRAMES_PER_WORKER, _workers_for
+
+    assert _workers_for(2, 5) == 1
+    assert _workers_for(2, MIN_FRAMES_PER_WORKER) == 1
+    assert _workers_for(2, 2 * MIN_FRAMES_PER_WORKER) == 2
+    assert _workers_for(4, 10_000) == 4
+    assert _workers_for(1, 10_000) == 1
 
 
 def test_blank_image_has_no_face():
