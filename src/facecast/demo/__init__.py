@@ -34,8 +34,8 @@ def register(app: typer.Typer) -> None:
 
         result = demo(out, fast=fast, from_scratch=from_scratch, quiet=quiet or json_out)
         data = result.as_dict()
-        if not json_out and data.get("identity"):
-            ident = data["identity"]
+        ident = data.get("identity") or {}
+        if not json_out and ident.get("id_to_src") is not None and ident.get("id_to_dst") is not None:
             data["identity"] = (f"distance to {result.pair.split(' -> ')[0]} {ident['id_to_src']:.2f}, "
                                 f"to the original face {ident['id_to_dst']:.2f} (dlib; < 0.6 = same person)")
         summary(data, json_out, quiet, title="facecast demo")
