@@ -88,6 +88,14 @@ def register(app: typer.Typer) -> None:
         from facecast.train.predict import load_predictor
 
         predictor = load_predictor(model_dir, device=device)
+        if str(getattr(predictor, "device", "cpu")).startswith("cpu"):
+            # leave half the cores to compositing: measured on 2 cores, 2 torch threads cost 2.6x the CPU
+            # per frame of 1 (OpenMP spin-waits against the compositing workers), see bench/merge_speed.py
+            import os
+
+            import torch
+
+            torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
         session = Session.load(model_dir, model)
         session.settings = settings
         for f, ov in (overrides or {}).items():
