@@ -257,3 +257,18 @@ def test_more_training_remerges(clip_ws):
     (ws.model("m") / "state.json").write_text(json.dumps({"iteration": 500}))
     rep = merge(ws, "m", None, FakePredictor(64), quiet=True)
     assert rep.merged == N - len(BLANK)  # face frames redone; face-less frames stay copied
+
+
+def test_preview_matches_written_frame_and_writes_nothing(clip_ws):
+    from facecast.merge.merger import preview
+
+    ws, names = clip_ws
+    s = MergeSettings(mode="overlay", blur=6)
+    res = preview(ws, names[1], s, FakePredictor(64))
+    assert not any(ws.merged.iterdir())
+    merge(ws, "m", s, FakePredictor(64), quiet=True)
+    assert np.array_equal(res.image, _merged(ws, names[1]))
+    blank = preview(ws, names[BLANK[0]], s, FakePredictor(64))
+    assert np.array_equal(blank.image, read_image(ws.data("dst") / names[BLANK[0]]))
+    with pytest.raises(FacecastError, match="not found"):
+        preview(ws, "nope.png", s, FakePredictor(64))

@@ -41,7 +41,7 @@ from facecast.merge.session import Session, frame_digest
 from facecast.merge.settings import MergeSettings
 from facecast.workspace import Workspace
 
-__all__ = ["merge", "merge_frame", "MergeReport", "plan_faces"]
+__all__ = ["merge", "merge_frame", "preview", "resolve_settings", "MergeReport", "plan_faces"]
 
 PATCH_DIR = "merged_patches"
 _IDENTITY = np.eye(2, 3)
@@ -468,3 +468,21 @@ def resolve_settings(ws: Workspace, model_name: str, changes: dict[str, Any]) ->
     So `facecast merge --blur 20` changes only blur and keeps every other choice of the last run."""
     base = Session.load(ws.model(model_name), model_name).settings
     return base.with_overrides(changes, "merge options") if changes else base
+
+
+def preview(ws: Workspace, frame: str, settings: MergeSettings, predictor, segmenter=None):
+    """Merge one frame in memory (nothing written, no session change): for the UI's interactive merger.
+
+    Returns composite.MergeResult (image, mask, per-face patches). Temporal smoothing is not applied
+    (it needs the neighbouring frames); everything else is exactly what `merge` would write, minus the
+    `_label_frame` hook."""
+    settings = settings.validate()
+    names = [p.name for p in list_images(ws.data("dst"))]
+    if frame not in names:
+        raise FacecastError(f"frame {frame!r} not found in {ws.data('dst')}")
+    faces, _ = plan_faces(ws)
+    if not faces.get(frame):
+        return merge_frame_detailed(read_image(ws.data("dst") / frame), [], [], settings)
+    motions = _motions(names, faces)
+    p = _predict_frames(ws, [frame], faces, motions, predictor, segmenter, lambda _n: settings)[frame]
+    return merge_frame_detailed(p.frame, p.jobs, p.outputs, settings)
