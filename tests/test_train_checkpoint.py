@@ -178,3 +178,47 @@ def test_cli_train_export_and_errors(ws, tmp_path):
     assert data["max_abs_diff"] <= 1e-4 and os.path.exists(data["path"])
     code, _, err = run_cli("export", "-w", str(ws.root), "--model", "nope")
     assert code != 0 and "not found" in err and "Traceback" not in err
+
+
+def test_evaluators_previews_interrupt_and_target_iter(ws):
+    from facecast.train.trainer import EvalBatch
+
+    seen = []
+
+    def evaluator(batch: EvalBatch) -> dict[str, float]:
+        seen.append(batch)
+        for arr in (batch.src, batch.dst, batch.src_recon, batch.dst_recon, batch.swap):
+            assert arr.dtype == np.uint8 and arr.shape[1:] == (32, 32, 3)
+        if batch.iteration == 3:
+            raise KeyboardInterrupt  # as if the user pressed Ctrl-C here
+        return {"swap_mean": float(batch.swap.mean())}
+
+    opts = dict(resolution=32, eval_every=1, preview_every=2, write_preview_history=True)
+    with pytest.raises(KeyboardInterrupt):
+        train(ws, "m", "tiny", overrides=opts, max_iters=10, evaluators=[evaluator], quiet=True, precision="fp32")
+    model_dir = ws.model("m")
+    assert checkpoint.read_state(model_dir)["iteration"] == 3  # saved on Ctrl-C
+    assert [b.iteration for b in seen] == [1, 2, 3]
+    rows = [json.loads(x) for x in (model_dir / "history.jsonl").read_text().splitlines()]
+    evals = [r for r in rows if "eval" in r]
+    assert [r["iter"] for r in evals] == [1, 2] and all("swap_mean" in r["eval"] for r in evals)
+    assert (model_dir / "previews" / "history" / "00000002.png").exists()
+    res = train(ws, "m", target_iter=5, quiet=True, precision="fp32")
+    assert res.iteration == 5 and res.stopped == "target_iter"
+    res = train(ws, "m", quiet=True, precision="fp32")  # target_iter is remembered in options.json
+    assert res.iteration == 5 and res.stopped == "target_iter"
+
+
+def test_pretrain_then_reuse_with_new_dst(ws, tmp_path):
+    generic = tmp_path / "generic"
+    make_faceset(generic, "einstein", 3, size=48, seed=4)
+    make_faceset(generic, "takeo", 3, size=48, seed=5)
+    res = train(ws, "p", "tiny", overrides=dict(resolution=32, pretrain=True), pretrain_faceset=generic,
+                max_iters=2, quiet=True, precision="fp32")
+    assert res.iteration == 2 and checkpoint.read_state(ws.model("p"))["pretrain"] is True
+    res = train(ws, "p", overrides=dict(pretrain=False), max_iters=1, quiet=True, precision="fp32")
+    assert any(e["event"] == "pretrain-finished" for e in res.events) and res.iteration == 1
+    new_dst = tmp_path / "dst2"
+    make_faceset(new_dst, "takeo", 3, size=48, seed=9)
+    res = train(ws, "p", dst_faceset=new_dst, max_iters=1, quiet=True, precision="fp32")
+    assert res.iteration == 2 and not res.created
