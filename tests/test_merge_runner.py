@@ -272,3 +272,17 @@ def test_preview_matches_written_frame_and_writes_nothing(clip_ws):
     assert np.array_equal(blank.image, read_image(ws.data("dst") / names[BLANK[0]]))
     with pytest.raises(FacecastError, match="not found"):
         preview(ws, "nope.png", s, FakePredictor(64))
+
+
+def test_real_xseg_segmenter_contract(clip_ws):
+    """The XSeg stage's Segmenter (random weights) plugs into the merge as-is."""
+    pytest.importorskip("torch")
+    from facecast.masks.xseg.apply import Segmenter
+    from facecast.masks.xseg.model import build_model, preset_options
+    from facecast.masks.xseg.store import XSegState
+
+    ws, _ = clip_ws
+    opts = preset_options("tiny", face_type="whole_face")
+    seg = Segmenter(build_model(opts), opts, XSegState(), "cpu", None, name="xseg")
+    rep = merge(ws, "m", MergeSettings(mask_mode="xseg-prd*xseg-dst"), FakePredictor(64), segmenter=seg, quiet=True)
+    assert rep.merged == N
