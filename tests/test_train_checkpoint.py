@@ -176,6 +176,11 @@ def test_cli_train_export_and_errors(ws, tmp_path):
     assert code == 0, err
     data = json.loads(out)
     assert data["max_abs_diff"] <= 1e-4 and os.path.exists(data["path"])
+    code, out, err = run_cli("train-options", "--preset", "tiny", "--json")
+    assert code == 0, err
+    table = json.loads(out)
+    assert table["resolution"] == {"value": 64, "kind": "fixed at creation"}
+    assert table["lr"]["kind"] == "changeable on resume"
     code, _, err = run_cli("export", "-w", str(ws.root), "--model", "nope")
     assert code != 0 and "not found" in err and "Traceback" not in err
 

@@ -39,6 +39,21 @@ def test_dataset_is_a_pure_function_of_the_index(sets):
     assert 0.2 < cover < 0.95
 
 
+def test_blur_out_mask_keeps_the_face_and_smooths_the_rest(sets):
+    from facecast.train.samples import blur_outside
+
+    rng = np.random.default_rng(0)
+    img = rng.random((32, 32, 3)).astype(np.float32)
+    mask = np.zeros((32, 32), np.float32)
+    mask[8:24, 8:24] = 1
+    out = blur_outside(img, mask)
+    assert np.array_equal(out[10:22, 10:22], img[10:22, 10:22])
+    assert out[:4, :4].std() < 0.5 * img[:4, :4].std()
+    opts = preset("tiny").with_overrides(dict(resolution=32, blur_out_mask=True))
+    ds = PairDataset(load_faceset(sets / "src", opts), load_faceset(sets / "dst", opts), opts)
+    assert ds[0]["src_target"].shape == (3, 32, 32)
+
+
 def test_step_batches_split_the_global_batch():
     single = iter(StepBatches(5, 4))
     r0, r1 = iter(StepBatches(5, 4, 0, 2)), iter(StepBatches(5, 4, 1, 2))

@@ -129,6 +129,15 @@ def hsv_jitter(img: np.ndarray, power: float, rng: np.random.Generator) -> np.nd
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
 
 
+def blur_outside(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """DFL's blur_out_mask: blur everything outside the face mask, so the background carries no detail
+    for the model to spend capacity on (the face inside stays sharp)."""
+    k = max(3, (img.shape[0] // 8) | 1)
+    blurred = cv2.GaussianBlur(img, (k, k), 0)
+    m = mask[..., None]
+    return img * m + blurred * (1 - m)
+
+
 def augment(img: np.ndarray, mask: np.ndarray, em: np.ndarray, rng: np.random.Generator, options: ModelOptions,
             flip: bool, ct_ref: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One sample: (input, target) float32 RGB and (mask, em) float32, all at the model resolution."""
@@ -150,6 +159,8 @@ def augment(img: np.ndarray, mask: np.ndarray, em: np.ndarray, rng: np.random.Ge
     target = cv2.warpAffine(np.ascontiguousarray(x), mat, (size, size), **warp)
     m = cv2.warpAffine(np.ascontiguousarray(m), mat, (size, size), **warp)
     e = cv2.warpAffine(np.ascontiguousarray(e), mat, (size, size), **warp)
+    if options.blur_out_mask:
+        target = blur_outside(target, m)
     if options.random_warp:
         mx, my = random_warp_maps(size, rng)
         inp = cv2.remap(target, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
