@@ -102,9 +102,13 @@ def save_checkpoint(model_dir: Path, weights: dict[str, torch.Tensor], optim: di
     recover(model_dir)
 
 
-def has_checkpoint(model_dir: Path) -> bool:
+def has_checkpoint(model_dir: Path, repair: bool = True) -> bool:
+    """Whether a completed save exists (a committed-but-unmoved save counts; `repair` finishes it)."""
     model_dir = Path(model_dir)
-    recover(model_dir) if model_dir.is_dir() else None
+    if repair and model_dir.is_dir():
+        recover(model_dir)
+    if (model_dir / COMMIT / FILES[0]).exists():
+        return True
     return (model_dir / FILES[0]).exists() and (model_dir / FILES[2]).exists()
 
 

@@ -74,10 +74,11 @@ def _responsible_checks(ws: Workspace) -> None:
     return None
 
 
-def resolve_options(model_dir: Path, preset_name: str | None, overrides: dict[str, Any]) -> tuple[ModelOptions, bool]:
+def resolve_options(model_dir: Path, preset_name: str | None, overrides: dict[str, Any],
+                    repair: bool = True) -> tuple[ModelOptions, bool]:
     """(options, created): a new model from a preset + overrides, or the saved one + changeable overrides."""
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    if checkpoint.has_checkpoint(model_dir):
+    if checkpoint.has_checkpoint(model_dir, repair):
         saved = ModelOptions.load(model_dir / "options.json")
         bad = changed_fixed_options(saved, overrides)
         if bad:
@@ -399,8 +400,12 @@ def train(
     overrides = dict(overrides or {})
     if target_iter is not None:
         overrides["target_iter"] = target_iter
-    options, created = resolve_options(model_dir, preset_name, overrides)
     dist = distributed.init_from_env(device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    # Every rank decides "create or resume" before rank 0 writes anything, and only rank 0 repairs an
+    # interrupted save (another rank's recover() could otherwise delete rank 0's save in progress).
+    distributed.barrier(dist)
+    options, created = resolve_options(model_dir, preset_name, overrides, repair=dist.is_main)
+    distributed.barrier(dist)
 
     # -- data -------------------------------------------------------------------------------------------
     if options.pretrain:
