@@ -27,6 +27,19 @@ def clip_ws(workspace):
     return workspace, names
 
 
+import facecast.merge.merger as merger_mod
+
+_LABEL_FRAME = merger_mod._label_frame
+
+
+@pytest.fixture(autouse=True)
+def _geometry_without_watermark(monkeypatch):
+    """These tests check compositing geometry pixel by pixel ("nothing changes outside the mask", patch
+    round trips), so they look at frames before the watermark is added; the label itself is checked by
+    test_merged_frames_and_patches_are_labelled with the real hook."""
+    monkeypatch.setattr(merger_mod, "_label_frame", lambda ws, image: image)
+
+
 def _merged(ws, name):
     return read_image(ws.merged / name)
 
@@ -153,7 +166,9 @@ def test_patch_export_round_trips_overlay(clip_ws):
 
 
 @pytest.mark.parametrize("parallel", ["thread", "process"])
-def test_two_workers_match_one(clip_ws, parallel):
+def test_two_workers_match_one(clip_ws, parallel, monkeypatch):
+    # spawned workers run the real hook, so every run here does (the watermark is deterministic)
+    monkeypatch.setattr(merger_mod, "_label_frame", _LABEL_FRAME)
     ws, names = clip_ws
     merge(ws, "a", MergeSettings(mode="seamless", color_transfer="mkl-m"), FakePredictor(64), workers=1, quiet=True)
     one = {n: _merged(ws, n) for n in names}
@@ -286,3 +301,33 @@ def test_real_xseg_segmenter_contract(clip_ws):
     seg = Segmenter(build_model(opts), opts, XSegState(), "cpu", None, name="xseg")
     rep = merge(ws, "m", MergeSettings(mask_mode="xseg-prd*xseg-dst"), FakePredictor(64), segmenter=seg, quiet=True)
     assert rep.merged == N
+
+
+def test_merged_frames_and_patches_are_labelled(clip_ws, monkeypatch):
+    monkeypatch.setattr(merger_mod, "_label_frame", _LABEL_FRAME)
+    from facecast.provenance.c2pa import read_manifest
+    from facecast.provenance.watermark import detect
+
+    ws, names = clip_ws
+    merge(ws, "m", MergeSettings(mode="overlay"), FakePredictor(64), export_patches=True, quiet=True)
+    merged = [read_image(ws.merged / n) for n in names]
+    found = detect(merged)
+    assert found.found
+    from facecast.provenance import workspace_payload
+
+    assert found.payload == workspace_payload(ws)
+    patch = next((ws.data("dst") / "merged_patches").glob("*_face.png"))
+    assert read_manifest(patch, ws=ws).valid
+
+
+def test_merge_without_consent_stops_before_work(tmp_path):
+    from facecast.errors import ConsentError
+    from facecast.provenance.consent import revoke_consent
+    from facecast.workspace import Workspace
+
+    ws = Workspace.open(tmp_path / "ws", create=True)
+    build_dst_workspace(ws, n_frames=2)
+    revoke_consent(ws, "sample", "withdrawn")
+    with pytest.raises(ConsentError, match="revoked"):
+        merge(ws, "m", MergeSettings(), FakePredictor(64), quiet=True)
+    assert not any(ws.merged.iterdir())

@@ -48,12 +48,28 @@ _IDENTITY = np.eye(2, 3)
 
 
 def _responsible_checks(ws: Workspace) -> None:
-    """Hook: consent and content checks before any merge work. No-op until the provenance layer wires it."""
+    """Before any merge work: the source person's consent record must be valid (raises ConsentError).
+
+    dst frames were checked by the explicit-content gate at extraction; merge renders nothing else."""
+    from facecast.provenance import require_consent
+
+    require_consent(ws)
 
 
 def _label_frame(ws: Workspace, image: np.ndarray) -> np.ndarray:
-    """Hook: label (watermark) every merged frame before it is written. Identity until wired."""
-    return image
+    """Every merged frame carries the invisible watermark (workspace payload) before it is written.
+
+    Runs in the compositing workers (threads or spawned processes): the watermark is a pure function."""
+    from facecast.provenance import watermark_frame
+
+    return watermark_frame(ws, image)
+
+
+def _label_patch(ws: Workspace, path: Path) -> None:
+    """Compositor patches are results too: each PNG gets a signed C2PA manifest."""
+    from facecast.provenance import label_result_file
+
+    label_result_file(path, ws=ws)
 
 
 @dataclass
@@ -155,9 +171,13 @@ def _export_patches(task: _FrameTask, patches) -> None:
     for i, p in enumerate(patches):
         base = task.patch_dir / f"{stem}_{i}"
         to16 = lambda a: np.clip(a * 65535.0 + 0.5, 0, 65535).astype(np.uint16)  # noqa: E731
-        _write_png(base.with_name(base.name + "_face.png"), to16(p.face))
-        _write_png(base.with_name(base.name + "_mask.png"), to16(p.mask))
-        _write_png(base.with_name(base.name + "_raw.png"), np.clip(p.raw * 255.0 + 0.5, 0, 255).astype(np.uint8))
+        for suffix, img in (
+            ("_face.png", to16(p.face)),
+            ("_mask.png", to16(p.mask)),
+            ("_raw.png", np.clip(p.raw * 255.0 + 0.5, 0, 255).astype(np.uint8)),
+        ):
+            _write_png(base.with_name(base.name + suffix), img)
+            _label_patch(task.ws, base.with_name(base.name + suffix))
         info = {
             "schema": "facecast.merge_patch/1",
             "frame": task.name,

@@ -96,12 +96,15 @@ def build_dst_workspace(
 
     Actor 0 (Einstein) is identity 0 in every non-blank frame; with `second_actor`, Takeo (identity 1)
     appears in the first half, so a merge must keep to identity 0. No detector involved. Returns the
-    frame file names."""
+    frame file names. Records a consent statement for the bundled sample photos (merge requires one)."""
     from facecast.faces.align import align_face
+    from facecast.provenance.consent import add_consent
     from facecast.faces.aligned import AlignedMeta, SourceInfo, write_aligned
     from facecast.media.images import write_image
     from facecast.media.synth import Actor, render_clip, sample_photo
 
+    add_consent(ws, "sample", "bundled public-domain/test photos, used only in tests and benchmarks",
+                "facecast tests", src=True)
     e_img, e_lm = sample_photo("einstein")
     actors = [Actor(e_img, e_lm, start=(0.35, 0.5), end=(0.6, 0.5), face_px=face_px)]
     if second_actor:
