@@ -38,3 +38,22 @@ def test_mkv_cannot_carry_a_manifest_and_says_so(tmp_path, einstein):
     result = video(tmp_path / "frames", tmp_path / "out.mkv", fps=12, codec="ffv1", quiet=True)
     assert any("watermark" in n for n in result.notes)
     assert not read_manifest(tmp_path / "out.mkv").present
+
+
+def test_visible_label_burns_into_a_corner_only(tmp_path, einstein):
+    from facecast.media.video import frames as split
+
+    _frames(tmp_path / "frames", einstein, n=2)
+    video(tmp_path / "frames", tmp_path / "plain.mkv", fps=12, codec="ffv1", quiet=True)
+    video(tmp_path / "frames", tmp_path / "label.mkv", fps=12, codec="ffv1", quiet=True, visible_label=True)
+    split(tmp_path / "plain.mkv", tmp_path / "p", quiet=True)
+    split(tmp_path / "label.mkv", tmp_path / "l", quiet=True)
+    from facecast.media.images import read_image
+
+    a, b = read_image(tmp_path / "p" / "00001.png"), read_image(tmp_path / "l" / "00001.png")
+    changed = (a != b).any(-1)
+    assert changed.any()
+    ys, xs = changed.nonzero()
+    h, w = changed.shape
+    # only one corner region changes
+    assert (ys.max() - ys.min()) < h / 2 and (xs.max() - xs.min()) < w * 0.8

@@ -67,6 +67,7 @@ def register(app: typer.Typer) -> None:
         audio_from: Annotated[Optional[Path], typer.Option(help="Video whose audio to use (default: the workspace's data_dst.mp4, else the frames' source).")] = None,
         no_audio: Annotated[bool, typer.Option("--no-audio", help="Write the video without audio.")] = False,
         mask_dir: Annotated[Optional[Path], typer.Option(help="Mask frames (same names) for a prores 4444 alpha channel.")] = None,
+        visible_label: Annotated[bool, typer.Option("--visible-label", help="Also burn a visible 'synthetic' label into a corner (distribution copies).")] = False,
         quiet: QuietOpt = False,
         json_out: JsonOpt = False,
     ) -> None:
@@ -93,5 +94,5 @@ def register(app: typer.Typer) -> None:
                 if meta is not None and meta.has_audio and Path(meta.source).is_file():
                     audio = Path(meta.source)
         result = video(frames_dir, out, fps=fps, codec=codec, crf=crf, audio_from=audio, mask_dir=mask_dir,
-                       quiet=quiet or json_out)
+                       quiet=quiet or json_out, visible_label=visible_label)
         summary(result.as_dict(), json_out, quiet, title="video")

@@ -705,6 +705,7 @@ def video(
     quiet: bool = False,
     finalize: Callable[[Path], None] | None = None,
     workers: int | None = None,
+    visible_label: bool = False,
 ) -> VideoResult:
     """Numbered frames -> video, with the audio of `audio_from` (the matching piece of it when the
     frames were extracted from that file with --start/--end).
@@ -803,6 +804,10 @@ def video(
                     for i, (img, mask) in enumerate(_read_ahead(paths, masks, workers)):
                         if img.shape[1] != width or img.shape[0] != height:
                             raise FacecastError(f"{paths[i]}: size changed while encoding; do not edit frames during `video`")
+                        if visible_label:  # corner text "synthetic" for distribution copies
+                            from facecast.provenance.visible import visible_label as _label
+
+                            img = _label(img)
                         if mask is not None:
                             img = np.dstack([img, mask])
                         arr = np.ascontiguousarray(img[:enc_h, :enc_w])
