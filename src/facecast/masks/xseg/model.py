@@ -99,6 +99,9 @@ class XSegNet(nn.Module):
         )
         self.up = nn.ModuleList(_conv(ch[i + 1] + ch[i], ch[i]) for i in reversed(range(opts.depth)))
         self.head = nn.Conv2d(ch[0], 1, 1)
+        # A learned per-pixel logit bias: aligned faces share one layout, so the mean face shape is a
+        # strong prior the network can store directly instead of rediscovering it from every image.
+        self.prior = nn.Parameter(torch.zeros(1, 1, opts.resolution // 2, opts.resolution // 2))
         self.register_buffer("mean", torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1) * 255.0, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -114,7 +117,19 @@ class XSegNet(nn.Module):
             skip = skips.pop()
             h = F.interpolate(h, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             h = block(torch.cat([h, skip], 1))
-        return F.interpolate(self.head(h), size=size, mode="bilinear", align_corners=False)
+        logits = self.head(h)
+        prior = self.prior if self.prior.shape[-2:] == logits.shape[-2:] else F.interpolate(
+            self.prior, size=logits.shape[-2:], mode="bilinear", align_corners=False)
+        return F.interpolate(logits + prior, size=size, mode="bilinear", align_corners=False)
+
+
+def init_prior(model: XSegNet, mean_mask: torch.Tensor | "np.ndarray", limit: float = 4.0) -> None:
+    """Start the prior at the logit of the training faces' mean mask: a new model then begins at "the
+    average face", and training only has to learn where a face differs from it (occluders, pose)."""
+    m = torch.as_tensor(mean_mask, dtype=torch.float32)[None, None]
+    m = F.interpolate(m, size=model.prior.shape[-2:], mode="area").clamp(1e-3, 1 - 1e-3)
+    with torch.no_grad():
+        model.prior.copy_(torch.logit(m).clamp(-limit, limit).to(model.prior.device))
 
 
 def build_model(opts: XSegOptions) -> XSegNet:

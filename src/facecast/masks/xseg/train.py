@@ -34,7 +34,7 @@ from facecast.masks.occluders import OccluderSettings, TexturePool, default_pool
 from facecast.masks.polygons import rasterize, scale_polygons
 from facecast.masks.xseg import store
 from facecast.masks.xseg.augment import AugmentSettings, augment
-from facecast.masks.xseg.model import XSegNet, XSegOptions, build_model, preset_options
+from facecast.masks.xseg.model import XSegNet, XSegOptions, build_model, init_prior, preset_options
 from facecast.media.images import write_image
 from facecast.workspace import SIDES, Workspace
 
@@ -294,6 +294,9 @@ def _run(ws: Workspace, model_name: str, phase: str, preset: str | None, target_
     train_items = [items[i] for i in order[n_hold:]]
     heldout_kind = "held-out faces" if n_hold else "occluded variants of the training faces (fewer than 5 faces)"
     hold = hold or train_items[: settings.heldout_max]
+    if not resumed:  # a new model starts from the mean face mask of its training faces
+        init_prior(model, np.mean([it.label if (use_labels and it.label is not None) else it.hull
+                                   for it in train_items], axis=0))
     pool = default_pool()
     hx, hy = heldout_set(hold, use_labels, pool)
     hull_iou = iou(np.stack([it.hull for it in hold for _ in (0, 1)]), hy)
@@ -390,15 +393,20 @@ def _run(ws: Workspace, model_name: str, phase: str, preset: str | None, target_
 
 def xseg_pretrain(ws: Workspace, model_name: str = "xseg", preset: str | None = None, target_iter: int = 2000,
                   resolution: int | None = None, face_type: str | None = None,
-                  settings: XSegTrainSettings | None = None, quiet: bool = False) -> dict[str, Any]:
-    """No-label pretraining on every aligned face of src and dst: target = hull + forehead - occluders."""
+                  settings: XSegTrainSettings | None = None, quiet: bool = False,
+                  on_step: Any = None) -> dict[str, Any]:
+    """No-label pretraining on every aligned face of src and dst: target = hull + forehead - occluders.
+
+    `on_step(iteration, loss)` is called after every step (the UI's hook; raising KeyboardInterrupt
+    from it stops training the way Ctrl-C does)."""
     return _run(ws, model_name, "pretrain", preset, target_iter, resolution, face_type,
-                settings or XSegTrainSettings(), quiet)
+                settings or XSegTrainSettings(), quiet, on_step)
 
 
 def xseg_train(ws: Workspace, model_name: str = "xseg", preset: str | None = None, target_iter: int = 500,
                resolution: int | None = None, face_type: str | None = None,
-               settings: XSegTrainSettings | None = None, quiet: bool = False) -> dict[str, Any]:
+               settings: XSegTrainSettings | None = None, quiet: bool = False,
+               on_step: Any = None) -> dict[str, Any]:
     """Fine-tune (or train from scratch) on the hand-labelled faces of src and dst together."""
     return _run(ws, model_name, "train", preset, target_iter, resolution, face_type,
-                settings or XSegTrainSettings(), quiet)
+                settings or XSegTrainSettings(), quiet, on_step)
