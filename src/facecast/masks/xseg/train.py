@@ -107,29 +107,37 @@ def _batches(items: list[FaceItem], use_labels: bool, batch: int, seed: int, poo
 
     def work() -> None:
         rng = np.random.default_rng(seed)
-        while not stop.is_set():
-            idx = rng.integers(len(items), size=batch)
-            xs, ys, ws = [], [], []
-            for i in idx:
-                it = items[int(i)]
-                target = it.label if (use_labels and it.label is not None) else it.hull
-                x, y, occ = augment(it.image, target, rng, pool, aug)
-                xs.append(x)
-                ys.append(y)
-                ws.append(1.0 + OCCLUDER_WEIGHT * occ)
-            item = (np.stack(xs), np.stack(ys), np.stack(ws))
+        try:
             while not stop.is_set():
-                try:
-                    q.put(item, timeout=0.5)
-                    break
-                except queue.Full:
-                    continue
+                idx = rng.integers(len(items), size=batch)
+                xs, ys, ws = [], [], []
+                for i in idx:
+                    it = items[int(i)]
+                    target = it.label if (use_labels and it.label is not None) else it.hull
+                    x, y, occ = augment(it.image, target, rng, pool, aug)
+                    xs.append(x)
+                    ys.append(y)
+                    ws.append(1.0 + OCCLUDER_WEIGHT * occ)
+                _put((np.stack(xs), np.stack(ys), np.stack(ws)))
+        except BaseException as exc:  # hand any failure to the training loop instead of hanging it
+            _put(exc)
+
+    def _put(item: Any) -> None:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
 
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
     try:
         while True:
-            yield q.get()
+            item = q.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
     finally:
         stop.set()
 
