@@ -122,11 +122,15 @@ def main() -> None:
                                                                eval_every=0, **DIMS[args.dims]),
                               device=args.device, max_iters=args.iters + 1, quiet=True,
                               precision=amp or "fp32")
+                    # the conv reference again right after the run: on a shared machine the load changes
+                    # minute to minute, so the fraction is taken against the neighbouring measurement
+                    peak_now = conv_throughput(choice.device, dtype, seconds=1.5)
                     achieved = gflop * batch / (r.ms_per_iter / 1000)
                     row = {"arch": arch, "res": res, "batch": batch, "params_M": round(params / 1e6, 2),
                            "ms_per_iter": round(r.ms_per_iter, 1), "samples_per_s": round(r.samples_per_s, 2),
                            "gflop_per_sample": round(gflop, 2), "gflop_s": round(achieved, 1),
-                           "frac_conv_peak": round(achieved / peak, 3), "data_wait": round(r.data_wait_share, 4)}
+                           "conv_now_gflop_s": round(peak_now, 1), "frac_conv_peak": round(achieved / peak, 3),
+                           "frac_conv_now": round(achieved / peak_now, 3), "data_wait": round(r.data_wait_share, 4)}
                     rows.append(row)
                     print(row, flush=True)
     results = {

@@ -31,7 +31,7 @@ def test_arch_builds_and_steps_at_two_resolutions(arch):
         out = model.forward_train(x, x.flip(0))
         for img in (out.src, out.dst, out.swap):
             assert img.shape == (2, 3, res, res)
-            assert float(img.min()) >= 0 and float(img.max()) <= 1
+            assert float(img.detach().min()) >= 0 and float(img.detach().max()) <= 1
         for mask in (out.src_mask, out.dst_mask, out.swap_mask):
             assert mask.shape == (2, 1, res, res)
         loss = losses.reconstruction_loss(out.src, out.src_mask, x, m, m, res, True, True).mean()

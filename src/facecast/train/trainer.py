@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -26,22 +25,11 @@ from facecast.train.archs.registry import build_model
 from facecast.train.guard import Guard, halve_batch, is_oom
 from facecast.train.optim import make_optimizer
 from facecast.train.options import ModelOptions, changed_fixed_options, preset
+from facecast.train.previews import EvalBatch, to_u8, write_preview
 from facecast.train.samples import Faceset, PairDataset, StepBatches, held_out, load_faceset, to_float
 from facecast.workspace import Workspace
 
 PREFIXES = {"model": "model.", "code_d": "code_d.", "patch_d": "patch_d."}
-
-
-@dataclass
-class EvalBatch:
-    """A fixed held-out batch and the model's outputs on it, uint8 N x R x R x 3 RGB each."""
-
-    src: np.ndarray
-    dst: np.ndarray
-    src_recon: np.ndarray
-    dst_recon: np.ndarray
-    swap: np.ndarray  # dst -> src
-    iteration: int = 0
 
 
 Evaluator = Callable[[EvalBatch], dict[str, float]]
@@ -297,10 +285,6 @@ class _Run:
             opt.step()
 
 
-def _to_u8(t: torch.Tensor) -> np.ndarray:
-    return (t.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
-
-
 def _eval_batch(run: _Run, src: Faceset, dst: Faceset) -> EvalBatch:
     n = min(len(src), len(dst), 4)
     s = torch.from_numpy(src.images[:n]).permute(0, 3, 1, 2).float().div(255).to(run.device)
@@ -311,55 +295,7 @@ def _eval_batch(run: _Run, src: Faceset, dst: Faceset) -> EvalBatch:
         o = run.model.forward_train(s, d)
     run.model.train_swap = keep
     run.model.train()
-    return EvalBatch(_to_u8(s), _to_u8(d), _to_u8(o.src), _to_u8(o.dst), _to_u8(o.swap), run.state["iteration"])
-
-
-def write_preview(run: _Run, batch: EvalBatch) -> None:
-    """PNG grid: one row per face, columns src, src->src, dst, dst->dst, dst->src; and the loss plot."""
-    from facecast.media.images import write_image
-
-    rows = [np.concatenate([batch.src[i], batch.src_recon[i], batch.dst[i], batch.dst_recon[i], batch.swap[i]], 1)
-            for i in range(len(batch.src))]
-    grid = np.concatenate(rows, 0)
-    prev = run.model_dir / "previews"
-    write_image(prev / "preview.png", grid)
-    if run.options.write_preview_history:
-        write_image(prev / "history" / f"{run.state['iteration']:08d}.png", grid)
-    plot_losses(run.model_dir / "history.jsonl", prev / "loss.png")
-
-
-def plot_losses(history: Path, out: Path) -> None:
-    if not history.exists():
-        return
-    its, sl, dl = [], [], []
-    for line in history.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if "src_loss" in row:
-            its.append(row["iter"])
-            sl.append(row["src_loss"])
-            dl.append(row["dst_loss"])
-    if not its:
-        return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    from facecast.media.images import atomic_write_with
-
-    fig, ax = plt.subplots(figsize=(6, 3), dpi=100)
-    ax.plot(its, sl, label="src", lw=0.8)
-    ax.plot(its, dl, label="dst", lw=0.8)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("loss")
-    ax.set_yscale("log")
-    ax.legend()
-    fig.tight_layout()
-    atomic_write_with(out, lambda p: fig.savefig(p, format="png"))
-    plt.close(fig)
+    return EvalBatch(to_u8(s), to_u8(d), to_u8(o.src), to_u8(o.dst), to_u8(o.swap), run.state["iteration"])
 
 
 def _make_loader(run: _Run, src: Faceset, dst: Faceset, batch: int) -> Any:
@@ -369,6 +305,13 @@ def _make_loader(run: _Run, src: Faceset, dst: Faceset, batch: int) -> Any:
     loader = DataLoader(ds, batch_sampler=sampler, num_workers=workers, persistent_workers=False,
                         prefetch_factor=4 if workers else None, pin_memory=run.device.startswith("cuda"))
     return iter(loader)
+
+
+def _close_loader(loader: Any) -> None:
+    """Stop sample worker processes now rather than whenever the iterator is garbage-collected."""
+    shutdown = getattr(loader, "_shutdown_workers", None)  # torch's multi-process iterator
+    if shutdown is not None:
+        shutdown()
 
 
 def train(
@@ -473,6 +416,7 @@ def train(
                     torch.cuda.empty_cache()
                     batch = halve_batch(batch)
                     run.log_event("oom", f"out of GPU memory: batch size halved to {batch}")
+                    _close_loader(loader)
                     loader = _make_loader(run, src_train, dst_train, batch)
                     continue
                 t2 = time.perf_counter()
@@ -484,11 +428,15 @@ def train(
                     lr_scale = float(run.state.get("lr_scale", 1.0)) * guard.settings.lr_factor
                     rollbacks = run.state["rollbacks"]
                     run.load()
+                    # forget the diverged stretch: buffered and flushed history past the checkpoint
+                    run.history_buffer = [r for r in run.history_buffer if r.get("iter", 0) <= run.state["iteration"]]
+                    run.trim_history()
                     run.state["lr_scale"], run.state["rollbacks"] = lr_scale, rollbacks
                     run.set_lr()
                     run.log_event("rollback", f"{why}: rolled back to iteration {run.state['iteration']}, "
                                   f"learning rate x{lr_scale:g}", lr=options.lr * lr_scale)
                     guard.rolled_back()
+                    _close_loader(loader)
                     loader = _make_loader(run, src_train, dst_train, batch)
                     continue
                 if t_start is None:
@@ -506,7 +454,7 @@ def train(
                 display.update(it, (t2 - t0) * 1000, batch / max(t2 - t0, 1e-9), sl, dl)
                 if dist.is_main and options.preview_every and it % options.preview_every == 0:
                     run.flush_history()
-                    write_preview(run, _eval_batch(run, src_eval, dst_eval))
+                    write_preview(run.model_dir, run.options.write_preview_history, _eval_batch(run, src_eval, dst_eval))
                 if evaluators and options.eval_every and it % options.eval_every == 0:
                     _run_evaluators(run, evaluators, src_eval, dst_eval)
                 now = time.monotonic()
@@ -521,9 +469,11 @@ def train(
                     last_backup = last_save = now
     except KeyboardInterrupt:
         stop = "interrupted"
+    finally:
+        _close_loader(loader)
     run.save(stop or "end")
     if dist.is_main:
-        write_preview(run, _eval_batch(run, src_eval, dst_eval))
+        write_preview(run.model_dir, run.options.write_preview_history, _eval_batch(run, src_eval, dst_eval))
     distributed.barrier(dist)
     result.iteration = run.state["iteration"]
     result.stopped = stop
