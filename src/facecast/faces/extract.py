@@ -90,9 +90,10 @@ MIN_FRAMES_PER_WORKER = 24  # below this many frames per extra worker a pool cos
 
 
 def _workers_for(workers: int, n_frames: int) -> int:
-    """Fewer workers for short jobs. Each spawned worker loads its own models (mediapipe, dlib's 100 MB
-    predictor, the content gate: ~3 s on a quiet core) while the parent process loads nothing, so a pool
-    only pays off once the frames saved outweigh that: about 2 x start-up / per-frame cost, ~24 frames."""
+    """Fewer workers for short jobs. Models load once per process either way (mediapipe, dlib's 100 MB
+    predictor, the content gate: ~3 s of CPU), but a pool adds process start-up and loads them twice on
+    the same 2 cores (~1-2 s more wall time) while saving half of the ~80-140 ms CPU per 720p frame, so
+    it pays off only from a few dozen frames (estimate; the machine was too loaded to time the crossover)."""
     return max(1, min(workers, n_frames // MIN_FRAMES_PER_WORKER))
 
 
@@ -101,8 +102,10 @@ def _pool(workers: int) -> ProcessPoolExecutor | None:
 
     Spawn, not fork: the parent has already built the content gate's onnxruntime session (and, with
     --reference, mediapipe graphs), whose thread pools do not survive a fork; a forked worker calling
-    them can hang. Measured start-up of 2 workers loading their models: spawn 7.4 s, fork 7.2 s,
-    forkserver 7.6 s on the loaded machine, so fork would buy nothing worth that risk."""
+    them can hang. Measured start-up of a 2-worker pool until both workers had loaded their models:
+    spawn 7.4 s, fork 7.2 s, forkserver (imports preloaded) 7.6 s on the loaded machine; the loading, not
+    the process start, is the cost. Forking before the gate loads, with dlib's predictor preloaded in the
+    parent, could save its ~1.5 s load per worker, but would move worker start before the consent check."""
     if workers <= 1:
         return None
     import multiprocessing as mp
