@@ -133,16 +133,24 @@ def main() -> None:
                            "frac_conv_now": round(achieved / peak_now, 3), "data_wait": round(r.data_wait_share, 4)}
                     rows.append(row)
                     print(row, flush=True)
-    results = {
+                    write_results("train_speed", _results(choice, amp, args, peak, peak_fp32, rows, t0, partial=True))
+    results = _results(choice, amp, args, peak, peak_fp32, rows, t0, partial=False)
+    print_table(rows, f"train speed ({choice.device}, {amp or 'fp32'}, {args.dims} dims, conv peak {peak:.0f} GFLOP/s)")
+    print("->", write_results("train_speed", results))
+
+
+def _results(choice, amp, args, peak: float, peak_fp32: float, rows: list[dict], t0: float, partial: bool) -> dict:
+    """The JSON document; written after every configuration so an interrupted run keeps its rows."""
+    return {
         "device": choice.device, "precision": amp or "fp32", "dims": args.dims, "dims_values": DIMS[args.dims],
         "iters_timed": args.iters, "workers": args.workers, "torch_threads": torch.get_num_threads(),
         "conv_peak_gflop_s": round(peak, 1), "conv_peak_fp32_gflop_s": round(peak_fp32, 1),
         "rows": rows, "wall_s": round(time.perf_counter() - t0, 1),
         "note": "ms/iteration excludes the first (warm-up) step; conv peak = 4-layer 3x3 conv stack 64ch 64px batch 8, "
-                "fwd+bwd, in the same precision; the machine may be shared, so compare ratios within one run",
+                "fwd+bwd, in the same precision; conv_now = the same reference re-measured right after each "
+                "configuration; the machine may be shared, so compare ratios within one run",
+        "partial": partial,
     }
-    print_table(rows, f"train speed ({choice.device}, {amp or 'fp32'}, {args.dims} dims, conv peak {peak:.0f} GFLOP/s)")
-    print("->", write_results("train_speed", results))
 
 
 if __name__ == "__main__":
