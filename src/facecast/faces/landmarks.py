@@ -134,7 +134,7 @@ def _predict_mirrored(crop: np.ndarray, box: tuple[float, float, float, float]) 
     """Mean of the prediction on the crop and on its mirror image (points remapped with MIRROR_68).
 
     The regression trees are not symmetric, so the two predictions err differently; averaging them
-    cut the mean NME on the rendered frames from 8.6 to 8.0 % for one more ~1 ms predictor call."""
+    cut the mean NME on the rendered frames from 8.6 to 8.0 % for one more ~1-2 ms predictor call."""
     from facecast.faces.facetype import MIRROR_68
 
     pred = _run(crop, box)
