@@ -108,6 +108,9 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         ws = Workspace.open(Path(tmp) / "ws", create=True)
+        from facecast.provenance.consent import add_consent
+
+        add_consent(ws, "sample", "bundled public-domain/test photos, benchmark only", "facecast bench", src=True)
         make_faceset(ws.aligned("src"), "einstein", 24, size=128)
         make_faceset(ws.aligned("dst"), "takeo", 24, size=128, seed=1)
         for arch in args.archs.split(","):

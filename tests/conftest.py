@@ -35,10 +35,26 @@ def astronaut() -> np.ndarray:
 
 
 @pytest.fixture()
-def workspace(tmp_path):
+def bare_workspace(tmp_path):
+    """A fresh workspace with no consent record (for the consent tests themselves)."""
     from facecast.workspace import Workspace
 
     return Workspace.open(tmp_path / "ws", create=True)
+
+
+@pytest.fixture()
+def workspace(bare_workspace):
+    """A fresh workspace whose source person ("sample": the bundled test photos) has consented, since
+    extract src, train and merge refuse to run without it."""
+    grant_consent(bare_workspace)
+    return bare_workspace
+
+
+def grant_consent(ws, identity: str = "sample"):
+    from facecast.provenance.consent import add_consent
+
+    return add_consent(ws, identity, "bundled public-domain/test photos, used only by the tests",
+                       "facecast tests", src=True)
 
 
 def run_cli(*args: str):

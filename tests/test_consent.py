@@ -15,59 +15,59 @@ from tests.conftest import run_cli
 HOW = "facecast consent add -w"
 
 
-def test_missing_consent_says_how_to_add(workspace):
+def test_missing_consent_says_how_to_add(bare_workspace):
     with pytest.raises(ConsentError) as err:
-        require_consent(workspace)
+        require_consent(bare_workspace)
     assert HOW in str(err.value) and "--identity NAME" in str(err.value) and "--signed-by" in str(err.value)
     with pytest.raises(ConsentError, match="no consent record for 'bob'.*--identity bob"):
-        require_consent(workspace, "bob")
+        require_consent(bare_workspace, "bob")
 
 
-def test_add_list_and_first_record_becomes_src(workspace, tmp_path):
+def test_add_list_and_first_record_becomes_src(bare_workspace, tmp_path):
     doc = tmp_path / "release.pdf"
     doc.write_bytes(b"signed release form")
-    rec = add_consent(workspace, "alice", "May be rendered in film X", "Alice A.", scope="film X", document=doc)
-    assert (workspace.consent_dir / "alice.json").exists()
-    data = json.loads((workspace.consent_dir / "alice.json").read_text())
+    rec = add_consent(bare_workspace, "alice", "May be rendered in film X", "Alice A.", scope="film X", document=doc)
+    assert (bare_workspace.consent_dir / "alice.json").exists()
+    data = json.loads((bare_workspace.consent_dir / "alice.json").read_text())
     assert data["id"] == rec.id and data["document_sha256"] and len(data["document_sha256"]) == 64
-    assert src_identity(workspace) == "alice"
-    add_consent(workspace, "bob", "ok", "Bob")  # not the first: src stays alice
-    assert src_identity(workspace) == "alice"
-    add_consent(workspace, "carol", "ok", "Carol", src=True)
-    assert src_identity(workspace) == "carol"
-    assert [r.identity for r in list_consents(workspace)] == ["alice", "bob", "carol"]
-    assert require_consent(workspace).identity == "carol"
-    assert require_consent(workspace, "alice").id == rec.id
+    assert src_identity(bare_workspace) == "alice"
+    add_consent(bare_workspace, "bob", "ok", "Bob")  # not the first: src stays alice
+    assert src_identity(bare_workspace) == "alice"
+    add_consent(bare_workspace, "carol", "ok", "Carol", src=True)
+    assert src_identity(bare_workspace) == "carol"
+    assert [r.identity for r in list_consents(bare_workspace)] == ["alice", "bob", "carol"]
+    assert require_consent(bare_workspace).identity == "carol"
+    assert require_consent(bare_workspace, "alice").id == rec.id
 
 
-def test_expired_and_revoked_block(workspace):
-    rec = add_consent(workspace, "alice", "ok", "Alice", expires=dt.date.today().isoformat())
-    assert require_consent(workspace).id == rec.id  # valid through the given day
-    path = workspace.consent_dir / "alice.json"
+def test_expired_and_revoked_block(bare_workspace):
+    rec = add_consent(bare_workspace, "alice", "ok", "Alice", expires=dt.date.today().isoformat())
+    assert require_consent(bare_workspace).id == rec.id  # valid through the given day
+    path = bare_workspace.consent_dir / "alice.json"
     data = json.loads(path.read_text())
     data["expires"] = "2001-01-01"
     path.write_text(json.dumps(data))
     with pytest.raises(ConsentError, match="expired on 2001-01-01.*" + HOW):
-        require_consent(workspace)
-    add_consent(workspace, "alice", "ok again", "Alice")
-    revoke_consent(workspace, "alice", "asked to stop")
+        require_consent(bare_workspace)
+    add_consent(bare_workspace, "alice", "ok again", "Alice")
+    revoke_consent(bare_workspace, "alice", "asked to stop")
     with pytest.raises(ConsentError, match=r"revoked \(asked to stop\).*" + HOW):
-        require_consent(workspace)
+        require_consent(bare_workspace)
 
 
-def test_bad_input_is_a_clear_error(workspace):
+def test_bad_input_is_a_clear_error(bare_workspace):
     with pytest.raises(FacecastError, match="identity"):
-        add_consent(workspace, "../evil", "ok", "x")
+        add_consent(bare_workspace, "../evil", "ok", "x")
     with pytest.raises(FacecastError, match="in the past"):
-        add_consent(workspace, "a", "ok", "x", expires="2001-01-01")
+        add_consent(bare_workspace, "a", "ok", "x", expires="2001-01-01")
     with pytest.raises(FacecastError, match="YYYY-MM-DD"):
-        add_consent(workspace, "a", "ok", "x", expires="soon")
+        add_consent(bare_workspace, "a", "ok", "x", expires="soon")
     with pytest.raises(FacecastError, match="statement"):
-        add_consent(workspace, "a", " ", "x")
+        add_consent(bare_workspace, "a", " ", "x")
 
 
-def test_cli_add_list_revoke(workspace):
-    ws = str(workspace.root)
+def test_cli_add_list_revoke(bare_workspace):
+    ws = str(bare_workspace.root)
     code, out, err = run_cli("consent", "add", "-w", ws, "--identity", "alice", "--statement", "ok", "--signed-by", "Alice", "--json")
     assert code == 0, err
     assert json.loads(out)["identity"] == "alice"

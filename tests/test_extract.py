@@ -22,15 +22,6 @@ def _write_frames(ws, side, frames):
         write_image(ws.data(side) / f"{i:05d}.png", f)
 
 
-@pytest.fixture()
-def workspace(workspace):
-    """Extraction of src needs the source person's consent: record it (bare workspace: see below)."""
-    from facecast.provenance.consent import add_consent
-
-    add_consent(workspace, "sample", "test fixture photos, public domain", "facecast tests", src=True)
-    return workspace
-
-
 def test_extract_src_without_consent_stops_before_work(tmp_path):
     from facecast.errors import ConsentError
     from facecast.workspace import Workspace

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import grant_consent
 import torch
 
 from facecast.errors import FacecastError
@@ -20,6 +21,7 @@ def trained(tmp_path_factory):
     from facecast.workspace import Workspace
 
     ws = Workspace.open(tmp_path_factory.mktemp("exp") / "ws", create=True)
+    grant_consent(ws)
     make_faceset(ws.aligned("src"), "einstein", 4, size=48)
     make_faceset(ws.aligned("dst"), "takeo", 4, size=48, seed=1)
     for name, arch in (("df", "df"), ("liae", "liae-udt")):

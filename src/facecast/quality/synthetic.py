@@ -96,6 +96,10 @@ def build_workspace(root, src: str = "einstein", dst: str = "takeo", n_src: int 
     """A complete scoring workspace: src and dst clips, aligned faces, and a merged folder
     ("paste": src photo pasted on dst, "none": dst itself, None: no merged frames)."""
     ws = Workspace.open(root, create=True)
+    from facecast.provenance.consent import add_consent
+
+    add_consent(ws, src, "bundled public-domain/test photo, used only in tests and benchmarks",
+                "facecast tests", src=True)
     write_side(ws, "src", actor_clip(src, n_src, seed=seed + 1), size=size)
     dst_clip = actor_clip(dst, n_dst, seed=seed)
     dst_lm = write_side(ws, "dst", dst_clip, size=size)

@@ -57,9 +57,12 @@ class TrainResult:
 
 
 def _responsible_checks(ws: Workspace) -> None:
-    """Where consent is enforced before any training work: the lead wires
-    `facecast.provenance.require_consent(ws)` in here. Deliberately a no-op in this module."""
-    return None
+    """Before any work: a valid consent record for the workspace's source person (raises ConsentError).
+
+    Training is what makes a person renderable, so it is the first place consent is enforced."""
+    from facecast.provenance import require_consent
+
+    require_consent(ws)
 
 
 def resolve_options(model_dir: Path, preset_name: str | None, overrides: dict[str, Any],
