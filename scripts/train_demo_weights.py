@@ -57,6 +57,8 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=50, help="iterations per trainer call (each ends in a save)")
     ap.add_argument("--eval-every", type=int, default=100, help="identity/PSNR evaluation interval")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="change a training option from here on (e.g. random_warp=false once the loss plateaus)")
     ap.add_argument("--export", action="store_true", help="write the weights to src/facecast/assets/demo_model/")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args()
@@ -82,14 +84,20 @@ def main() -> None:
         t0 = time.perf_counter()
         start_iter = json.loads((model_dir / "state.json").read_text())["iteration"] if (model_dir / "state.json").exists() else 0
         it = start_iter
-        while time.perf_counter() - t0 < args.minutes * 60 and it < args.iters:
-            res = train(ws, MODEL_NAME, preset_name="tiny", overrides={**MODEL_OPTIONS, "eval_every": args.eval_every},
-                        max_iters=min(args.chunk, args.iters - it), evaluators=evaluators, quiet=args.quiet)
-            it = res.iteration
-            print(f"iteration {it}  {time.perf_counter() - t0:.0f} s  src {res.src_loss:.4f} dst {res.dst_loss:.4f}  "
-                  f"{res.ms_per_iter or 0:.0f} ms/it  eval {last_eval(model_dir)}", flush=True)
+        changes = dict(kv.split("=", 1) for kv in args.set)
+        overrides = {**MODEL_OPTIONS, "eval_every": args.eval_every, **changes}
+        try:
+            while time.perf_counter() - t0 < args.minutes * 60 and it < args.iters:
+                res = train(ws, MODEL_NAME, preset_name="tiny", overrides=overrides,
+                            max_iters=min(args.chunk, args.iters - it), evaluators=evaluators, quiet=args.quiet)
+                it = res.iteration
+                print(f"iteration {it}  {time.perf_counter() - t0:.0f} s  src {res.src_loss:.4f} dst {res.dst_loss:.4f}  "
+                      f"{res.ms_per_iter or 0:.0f} ms/it  eval {last_eval(model_dir)}", flush=True)
+        except KeyboardInterrupt:  # the trainer saved before re-raising: record the run and stop
+            it = json.loads((model_dir / "state.json").read_text())["iteration"]
         log["runs"].append({"from_iter": start_iter, "to_iter": it, "seconds": round(time.perf_counter() - t0, 1),
-                            "threads": args.threads, "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
+                            "threads": args.threads, "changes": changes,
+                            "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
         log_path.write_text(json.dumps(log, indent=2))
     if args.export:
         s = DemoSettings()

@@ -62,6 +62,8 @@ def export(model_dir: Path, dest: Path, training: dict[str, Any]) -> int:
     atomic_write_bytes(dest / "state.json", json.dumps(keep, indent=2).encode())
     atomic_write_bytes(dest / "options.json", (model_dir / "options.json").read_bytes())
     atomic_write_bytes(dest / "training.json", json.dumps(training, indent=2).encode())
+    for name in (*ASSET_FILES, "training.json"):
+        (dest / name).chmod(0o644)  # package data: readable by everyone (temp files are created 0600)
     size = (dest / "model.safetensors").stat().st_size
     if size > MAX_BYTES:
         raise FacecastError(f"{dest / 'model.safetensors'} is {size / 1e6:.1f} MB, over the 20 MB budget: use smaller dims")
