@@ -151,23 +151,26 @@ def spec_text(spec: material.ClipSpec) -> str:
 def train_for(ws: Workspace, seconds: float, min_iters: int, quiet: bool, create: bool) -> tuple[int, int]:
     """Train model/demo for about `seconds` of wall time; returns (total iteration, iterations run here).
 
-    The trainer takes an iteration budget, not a time budget, so a short first call measures the speed
-    on this machine (it differs tenfold between a free and a busy CPU) and a second call spends the rest."""
+    The trainer takes an iteration budget, not a time budget, and a CPU's speed can change tenfold
+    within a run when other jobs start (measured on the shared machine: 0.14 to 8 s per iteration), so
+    training runs in chunks sized from the latest measured speed, each covering at most a fifth of the
+    budget: an overshoot is bounded by one chunk."""
     from facecast.train.trainer import train
 
     t0 = time.perf_counter()
     overrides = dict(MODEL_OPTIONS) if create else {}
-    probe = max(min_iters, 2)  # two steps: the trainer times from the second (the first pays set-up)
-    first = train(ws, MODEL_NAME, preset_name="tiny", overrides=overrides, max_iters=probe, quiet=quiet)
-    ran = probe
-    spent = time.perf_counter() - t0
-    ms = first.ms_per_iter or spent * 1000 / probe
-    more = int((seconds - spent) * 1000 / max(ms, 1.0))
-    if more > 0:
-        second = train(ws, MODEL_NAME, max_iters=more, quiet=quiet)
-        ran += more
-        return second.iteration, ran
-    return first.iteration, ran
+    n = max(min_iters, 2)  # two steps: the trainer times from the second (the first pays set-up)
+    ran, total = 0, 0
+    while True:
+        res = train(ws, MODEL_NAME, preset_name="tiny", overrides=overrides, max_iters=n, quiet=quiet)
+        overrides = {}
+        ran, total = ran + n, res.iteration
+        spent = time.perf_counter() - t0
+        ms = res.ms_per_iter or spent * 1000 / max(ran, 1)
+        left = seconds - spent
+        if left * 1000 < ms:
+            return total, ran
+        n = max(1, int(min(left, seconds / 5) * 1000 / max(ms, 1.0)))
 
 
 def write_preview(ws: Workspace, path: Path) -> Path:
