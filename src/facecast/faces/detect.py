@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from facecast.errors import FacecastError
+from facecast.faces.align import box_iou
 
 SMALL_FRAME_PX = 360
 MERGE_IOU = 0.3
@@ -51,19 +52,11 @@ class FaceDetector(Protocol):
     def landmarks(self, image: np.ndarray, rect: tuple[float, float, float, float]) -> np.ndarray: ...
 
 
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def merge_boxes(boxes: list[tuple[tuple[float, float, float, float], float]]) -> list[tuple[tuple[float, float, float, float], float]]:
     """Greedy non-maximum suppression: the best-scored box of each overlapping group survives."""
     kept: list[tuple[tuple[float, float, float, float], float]] = []
     for rect, score in sorted(boxes, key=lambda b: -b[1]):
-        if all(_iou(rect, k[0]) <= MERGE_IOU for k in kept):
+        if all(box_iou(rect, k[0]) <= MERGE_IOU for k in kept):
             kept.append((rect, score))
     return kept
 

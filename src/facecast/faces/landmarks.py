@@ -47,7 +47,7 @@ import cv2
 import numpy as np
 
 from facecast.errors import FacecastError
-from facecast.faces.align import invert, transform_points
+from facecast.faces.align import box_iou, invert, transform_points
 
 PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
 CROP_FACE_PX = 120.0  # detector box side inside the crop
@@ -101,14 +101,6 @@ def rect_for_dlib(rect: tuple[float, float, float, float]) -> tuple[float, float
     return (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
 
 
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _crop(img: np.ndarray, centre: tuple[float, float], side: float, angle: float) -> tuple[np.ndarray, np.ndarray]:
     """A CROP_PX square around `centre`, the box side scaled to CROP_FACE_PX, rotated by `angle` degrees
     (counter-clockwise on screen, so a face rolled by +angle comes out upright); returns (crop, 2x3 matrix)."""
@@ -124,7 +116,7 @@ def _hog_box(crop: np.ndarray, expected: tuple[float, ...]) -> tuple[tuple[float
     best, box, score = 0.3, None, -np.inf
     for d, s in zip(dets, scores):
         cand = (float(d.left()), float(d.top()), float(d.right()), float(d.bottom()))
-        overlap = _iou(cand, expected)
+        overlap = box_iou(cand, expected)
         if overlap > best:
             best, box, score = overlap, cand, float(s)
     return box, score
