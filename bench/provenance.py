@@ -6,7 +6,6 @@ Goal: labelling adds < 10 % to merge time (merge target ~100 ms per 720p frame -
 
 from __future__ import annotations
 
-import io
 import sys
 import tempfile
 import time
@@ -14,7 +13,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import av  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -33,20 +31,9 @@ def ms(fn, n: int = 10) -> float:
 
 
 def h264(frames, crf=28):
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="mp4") as out:
-        s = out.add_stream("libx264", rate=25)
-        s.height, s.width = frames[0].shape[0] // 2 * 2, frames[0].shape[1] // 2 * 2
-        s.pix_fmt, s.options = "yuv420p", {"crf": str(crf), "preset": "veryfast"}
-        for f in frames:
-            f = np.ascontiguousarray(f[: s.height, : s.width])
-            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                out.mux(p)
-        for p in s.encode():
-            out.mux(p)
-    buf.seek(0)
-    with av.open(buf) as inp:
-        return [fr.to_ndarray(format="rgb24") for fr in inp.decode(video=0)]
+    from facecast.media.synth import h264_round_trip
+
+    return h264_round_trip(frames, crf)
 
 
 def half(f):

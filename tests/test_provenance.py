@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import stat
 
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 
 from facecast.media.images import read_image, write_image
-from facecast.media.synth import Actor, render_clip, sample_photo, write_clip
+from facecast.media.synth import Actor, h264_round_trip, render_clip, sample_photo, write_clip
 from facecast.provenance import sign_output, watermark_frame, workspace_payload
 from facecast.provenance import ecc
 from facecast.provenance import watermark as wm
@@ -35,21 +34,8 @@ def marked(clip):
     return [wm.embed(f, PAYLOAD) for f in clip.frames]
 
 
-def h264(frames: list[np.ndarray], crf: int = 28) -> list[np.ndarray]:
-    """Round-trip frames through libx264 with PyAV (another tool's re-encode)."""
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="mp4") as out:
-        s = out.add_stream("libx264", rate=25)
-        s.height, s.width = frames[0].shape[:2]
-        s.pix_fmt, s.options = "yuv420p", {"crf": str(crf), "preset": "veryfast"}
-        for f in frames:
-            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                out.mux(p)
-        for p in s.encode():
-            out.mux(p)
-    buf.seek(0)
-    with av.open(buf) as inp:
-        return [fr.to_ndarray(format="rgb24") for fr in inp.decode(video=0)]
+def h264(frames, crf=28):
+    return h264_round_trip(frames, crf)
 
 
 def reencode_file(src, dst, crf: int = 28) -> None:

@@ -206,3 +206,26 @@ def two_person_clip(n_frames: int = 24, size: tuple[int, int] = (320, 240), seed
         n_frames=n_frames,
         seed=seed,
     )
+
+
+def h264_round_trip(frames: list[np.ndarray], crf: int = 28, fps: int = 25) -> list[np.ndarray]:
+    """Re-encode frames through libx264 (yuv420p) in memory and decode them again: the "another tool
+    re-encoded it" attack that watermark tests and benchmarks apply. Odd sizes are cropped to even."""
+    import io
+
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        s = out.add_stream("libx264", rate=fps)
+        s.height, s.width = frames[0].shape[0] // 2 * 2, frames[0].shape[1] // 2 * 2
+        s.pix_fmt, s.options = "yuv420p", {"crf": str(crf), "preset": "veryfast"}
+        for f in frames:
+            f = np.ascontiguousarray(f[: s.height, : s.width])
+            for packet in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                out.mux(packet)
+        for packet in s.encode():
+            out.mux(packet)
+    buf.seek(0)
+    with av.open(buf) as inp:
+        return [fr.to_ndarray(format="rgb24") for fr in inp.decode(video=0)]
