@@ -344,17 +344,24 @@ def test_not_a_video(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def _mux_silence(box) -> None:
+    """Add a short silent AAC stream to an open PyAV output container."""
+    import av
+
+    a = box.add_stream("aac", rate=44100)
+    a.layout = "mono"
+    fr = av.AudioFrame.from_ndarray(np.zeros((1, 4096), np.float32), format="flt", layout="mono")
+    fr.sample_rate, fr.pts = 44100, 0
+    for p in [*a.encode(fr), *a.encode(None)]:
+        box.mux(p)
+
+
 def test_audio_only_file(tmp_path):
     import av
 
     path = tmp_path / "voice.m4a"
     with av.open(str(path), "w") as box:
-        a = box.add_stream("aac", rate=44100)
-        a.layout = "mono"
-        fr = av.AudioFrame.from_ndarray(np.zeros((1, 4096), np.float32), format="flt", layout="mono")
-        fr.sample_rate, fr.pts = 44100, 0
-        for p in [*a.encode(fr), *a.encode(None)]:
-            box.mux(p)
+        _mux_silence(box)
     code, _, err = run_cli("frames", str(path), str(tmp_path / "out"))
     _check_error(code, err, "voice.m4a", "no video stream")
     assert not (tmp_path / "out").exists()
@@ -367,12 +374,7 @@ def test_zero_frames(tmp_path):
     with av.open(str(path), "w") as box:
         vs = box.add_stream("ffv1", rate=12)
         vs.width, vs.height, vs.pix_fmt = 64, 48, "bgr0"
-        a = box.add_stream("aac", rate=44100)
-        a.layout = "mono"
-        fr = av.AudioFrame.from_ndarray(np.zeros((1, 4096), np.float32), format="flt", layout="mono")
-        fr.sample_rate, fr.pts = 44100, 0
-        for p in [*a.encode(fr), *a.encode(None)]:
-            box.mux(p)
+        _mux_silence(box)
     code, _, err = run_cli("frames", str(path), str(tmp_path / "out"))
     _check_error(code, err, "empty.mkv", "no frames")
     assert not (tmp_path / "out").exists()

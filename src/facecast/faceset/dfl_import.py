@@ -133,14 +133,7 @@ def strip_dfl(data: bytes) -> bytes:
 
 def load_dfl_dict(payload: bytes, origin: str) -> dict:
     """Unpickle DFL metadata with the restricted unpickler; refusals name the file."""
-    try:
-        obj = safe_loads(payload)
-    except PickleRefused as err:
-        raise FacecastError(
-            f"{origin}: refused: its DeepFaceLab metadata asks to load {err}, which is not plain data "
-            "(tampered or malicious file); nothing was executed and nothing was imported") from None
-    except PickleInvalid as err:
-        raise FacecastError(f"{origin}: corrupt DeepFaceLab metadata ({err}); nothing was imported") from None
+    obj = safe_loads_named(payload, origin, "DeepFaceLab metadata", "DeepFaceLab metadata")
     if not isinstance(obj, dict):
         raise FacecastError(f"{origin}: DeepFaceLab metadata is not a dictionary; nothing was imported")
     return obj
@@ -230,15 +223,17 @@ def _pak_entries(path: Path) -> list[_Entry]:
     return entries
 
 
-def safe_loads_named(payload: bytes, origin: str) -> Any:
+def safe_loads_named(payload: bytes, origin: str, what: str = "sample table",
+                     corrupt_what: str = "faceset.pak sample table") -> Any:
+    """Restricted unpickle whose refusals become one line naming the file and what it held."""
     try:
         return safe_loads(payload)
     except PickleRefused as err:
         raise FacecastError(
-            f"{origin}: refused: its sample table asks to load {err}, which is not plain data "
+            f"{origin}: refused: its {what} asks to load {err}, which is not plain data "
             "(tampered or malicious file); nothing was executed and nothing was imported") from None
     except PickleInvalid as err:
-        raise FacecastError(f"{origin}: corrupt faceset.pak sample table ({err}); nothing was imported") from None
+        raise FacecastError(f"{origin}: corrupt {corrupt_what} ({err}); nothing was imported") from None
 
 
 def _collect(src: Path) -> tuple[list[_Entry], list[str]]:
