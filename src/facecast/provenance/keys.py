@@ -64,14 +64,26 @@ def _write_private(path: Path, data: bytes) -> None:
     os.chmod(path, 0o600)
 
 
+SUBJECT_ID_CHARS = 16  # of the workspace id, in the CN and O: 64 bits tell workspaces apart
+
+
+def signer_name(ws_id: str) -> str:
+    """The common name `verify` shows as the signer: names the workspace, so two workspaces' outputs
+    are told apart at a glance (the same id prefix as the certificate's organisation)."""
+    return f"facecast signer {ws_id[:SUBJECT_ID_CHARS]}"
+
+
 def _name(common: str, ws_id: str):
+    """Subject/issuer name. Why the workspace id in CN *and* O: C2PA readers report the leaf's CN as
+    the signer and its issuer's O as the issuer; with a fixed "facecast signer" every workspace looked
+    the same in `verify`, so a file could not be attributed to the workspace that made it."""
     from cryptography.x509.oid import NameOID
     from cryptography import x509
 
     return x509.Name(
         [
             x509.NameAttribute(NameOID.COMMON_NAME, common),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "facecast workspace"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, f"facecast workspace {ws_id[:SUBJECT_ID_CHARS]}"),
             x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ws_id[:32]),
         ]
     )
@@ -91,7 +103,7 @@ def create_workspace_keys(ws: Workspace) -> None:
     until = now + dt.timedelta(days=VALIDITY_DAYS)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     leaf_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = _name("facecast workspace CA", ws.id)
+    ca_name = _name(f"facecast workspace CA {ws.id[:SUBJECT_ID_CHARS]}", ws.id)
     ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
     ca = (
         x509.CertificateBuilder()
@@ -110,7 +122,7 @@ def create_workspace_keys(ws: Workspace) -> None:
     )
     leaf = (
         x509.CertificateBuilder()
-        .subject_name(_name("facecast signer", ws.id))
+        .subject_name(_name(signer_name(ws.id), ws.id))
         .issuer_name(ca_name)
         .public_key(leaf_key.public_key())
         .serial_number(x509.random_serial_number())
