@@ -33,16 +33,11 @@ def register(app: typer.Typer) -> None:
             m, w = rep.manifest, rep.watermark
             rows = {
                 "file": rep.path,
-                "labelled": "yes" if rep.labelled else "NO (no manifest, no watermark)",
+                "labelled": rep.labelled_text(),
                 "manifest": (
                     f"{m.state}; signer {m.signer}; {m.claims}" if m.present else "absent (re-encoded or never signed)"
                 ),
-                "watermark": (
-                    f"found, payload {w.payload.hex() if w.payload else '-'} "
-                    f"({'CRC ok' if w.crc_ok else 'CRC failed'}), confidence {w.confidence:.1f}, {w.frames} frame(s)"
-                    if w.found
-                    else f"not found (confidence {w.confidence:.1f}, {w.frames} frame(s))"
-                ),
+                "watermark": rep.watermark_text(),
             }
             if rep.workspace_match is not None:
                 rows["workspace"] = "matches" if rep.workspace_match else "different workspace"

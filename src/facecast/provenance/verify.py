@@ -1,8 +1,21 @@
 """`facecast verify FILE`: is this file facecast output? Reports both labels.
 
 Why both: the C2PA manifest is precise (who signed, which model, which consent) but any re-encode or
-even a remux drops it; the watermark survives re-encoding, scaling and cropping but only says "made by
-facecast, workspace tag X". A file counts as labelled when either is found (exit 0), else exit 1.
+even a remux drops it; the watermark survives re-encoding, scaling, cropping, mirroring and small
+rotations but only says "a facecast mark, workspace tag X". A file counts as labelled when either is
+found (exit 0), else exit 1.
+
+The watermark has three honest verdicts (watermark.Detection.verdict):
+  - labelled: the mark is present and its payload decoded with a passing CRC-16 (the tag is shown);
+  - mark present, payload unreadable: the pilot is there (false-alarm rate <= 1e-4 per clip, measured
+    by bench/watermark_fp.py) but the payload failed its check: no payload is ever shown then;
+  - no mark.
+
+What each label proves (also in README, "Responsible use"): the watermark key is public, so anyone can
+detect the mark and anyone can also *write* it, e.g. stamp a real photo so it reads as synthetic, or
+copy another workspace's tag. The watermark is a soft binding: "these pixels carry a facecast mark".
+The signed C2PA manifest is the authenticated claim: who signed (the workspace's certificate), which
+model, which consent records; `verify` prints which of the two it is relying on.
 
 Videos are decoded with PyAV and pooled (watermark.Pooler) at 25, 50, 100 and 150 frames, stopping at
 the first window whose payload passes its CRC: H.264 at CRF 28 needs >= 25 pooled frames.
@@ -34,6 +47,31 @@ class VerifyReport:
     def labelled(self) -> bool:
         return (self.manifest.present and self.manifest.valid) or self.watermark.found
 
+    def labelled_text(self) -> str:
+        if self.manifest.present and self.manifest.valid:
+            return "yes (signed manifest: the authenticated claim)"
+        if self.watermark.found:
+            return "yes, by the watermark only (a soft binding: anyone with facecast can write it)"
+        return "NO (no manifest, no watermark)"
+
+    def watermark_text(self) -> str:
+        """One line for the watermark verdict; a payload is shown only when its CRC passed."""
+        w = self.watermark
+        geo = []
+        if w.mirrored:
+            geo.append("mirrored")
+        if abs(w.rotation) >= 0.3:
+            geo.append(f"rotated {w.rotation:+.1f} deg")
+        if abs(w.period / wm.TILE - 1) >= 0.02:
+            geo.append(f"scaled {w.period / wm.TILE:.2f}x")
+        where = f", confidence {w.confidence:.1f} (threshold {wm.THRESHOLD}), {w.frames} frame(s)"
+        where += f", found {', '.join(geo)}" if geo else ""
+        if w.verdict == wm.VERDICT_LABELLED:
+            return f"labelled: payload {w.payload.hex()} (CRC ok){where}"
+        if w.verdict == wm.VERDICT_UNREADABLE:
+            return f"mark present, payload unreadable (CRC failed; not shown){where}"
+        return f"no mark{where}"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "path": self.path,
@@ -41,6 +79,7 @@ class VerifyReport:
             "labelled": self.labelled,
             "manifest": self.manifest.to_dict(),
             "watermark": self.watermark.to_dict(),
+            "watermark_binding": "soft: public key, anyone can write the mark; the signed manifest is the authenticated claim",
             "workspace_match": self.workspace_match,
         }
 
