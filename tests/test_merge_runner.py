@@ -38,6 +38,7 @@ def _geometry_without_watermark(monkeypatch):
     round trips), so they look at frames before the watermark is added; the label itself is checked by
     test_merged_frames_and_patches_are_labelled with the real hook."""
     monkeypatch.setattr(merger_mod, "_label_frame", lambda ws, image: image)
+    monkeypatch.setattr(merger_mod, "_mark_patch", lambda ws, patch, matrix, wh: patch)
 
 
 def _merged(ws, name):

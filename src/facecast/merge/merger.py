@@ -72,6 +72,18 @@ def _label_patch(ws: Workspace, path: Path) -> None:
     label_result_file(path, ws=ws)
 
 
+def _mark_patch(ws: Workspace, patch: np.ndarray, frame_to_face: np.ndarray, frame_wh: tuple[int, int]) -> np.ndarray:
+    """The patch's pixels carry the invisible watermark (a plain re-save drops the C2PA manifest).
+
+    The mark is the frame's watermark lattice seen through the patch's own frame->face matrix, so a
+    compositor that pastes the patch by the JSON's recipe puts it where merge would have: every
+    composite made from the patches is found by `facecast verify` (watermark.embed_patch)."""
+    from facecast.provenance import workspace_payload
+    from facecast.provenance.watermark import embed_patch
+
+    return embed_patch(patch, workspace_payload(ws), frame_to_face, frame_wh)
+
+
 @dataclass
 class MergeReport:
     frames: int
@@ -168,13 +180,14 @@ def _finish(task: _FrameTask) -> tuple[str, int]:
 def _export_patches(task: _FrameTask, patches) -> None:
     """Per face: final face colour and mask as 16-bit PNGs, the raw prediction, and the paste matrix."""
     stem = Path(task.name).stem
+    frame_wh = (task.frame.shape[1], task.frame.shape[0])
     for i, p in enumerate(patches):
         base = task.patch_dir / f"{stem}_{i}"
         to16 = lambda a: np.clip(a * 65535.0 + 0.5, 0, 65535).astype(np.uint16)  # noqa: E731
         for suffix, img in (
-            ("_face.png", to16(p.face)),
+            ("_face.png", _mark_patch(task.ws, to16(p.face), p.matrix, frame_wh)),
             ("_mask.png", to16(p.mask)),
-            ("_raw.png", np.clip(p.raw * 255.0 + 0.5, 0, 255).astype(np.uint8)),
+            ("_raw.png", _mark_patch(task.ws, np.clip(p.raw * 255.0 + 0.5, 0, 255).astype(np.uint8), p.matrix, frame_wh)),
         ):
             _write_png(base.with_name(base.name + suffix), img)
             _label_patch(task.ws, base.with_name(base.name + suffix))

@@ -22,7 +22,9 @@ Embed (luma only, added equally to R, G, B so chroma is untouched):
   - Compositor patches (`embed_patch`): the *frame's* pattern, warped into the patch's face space with
     the patch's own frame->face matrix. A compositor that pastes the patch back with that matrix (the
     recipe in the patch's JSON) puts the mark onto the frame's tile lattice, at the same place in every
-    frame however the face moves, so a video of such composites pools like a merged one.
+    frame however the face moves, so a video of such composites pools like a merged one. The mark then
+    covers only the face, so the patch is marked more strongly, by the share of the frame its square
+    covers: the composite frame keeps target_psnr, the patch itself is never under PATCH_PSNR_DB.
 Detect:
   - Normalise each frame (remove its smooth part, divide by its contrast) and *sum the frames*: the mark
     sits at the same place in every frame and adds up, picture content and coding noise do not. CRF 28
@@ -71,6 +73,7 @@ FACECAST_KEY = b"facecast/watermark/v1"
 TARGET_PSNR_DB = 40.0
 SMALL_PSNR_DB = 38.5
 SMALL_PIXELS = 400 * 300
+PATCH_PSNR_DB = 34.0  # floor of a patch's own luma PSNR (embed_patch: the frame stays >= target_psnr)
 # pilot SNR at or above which the mark is "present": set by bench/watermark_fp.py (unmarked clips and
 # stills through the whole search measure at most ~6.5; see the module docstring and README)
 THRESHOLD = 7.5
@@ -308,7 +311,10 @@ def embed_patch(
     scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(patch.dtype, 1.0)
     rgb8 = np.clip(patch.astype(np.float32) * (255.0 / scale), 0, 255)
     delta = cv2.multiply(pat, _mask(_luma(rgb8)))
-    delta *= _gain(delta, psnr_db or target_psnr(fh, fw)) * (scale / 255.0)
+    if psnr_db is None:  # the composite frame keeps target_psnr: the patch covers only part of it
+        cover = min(1.0, (pw * ph) / (k * k) / float(fw * fh)) if k > 0 else 1.0
+        psnr_db = max(PATCH_PSNR_DB, target_psnr(fh, fw) + 10 * math.log10(max(cover, 1e-6)))
+    delta *= _gain(delta, psnr_db) * (scale / 255.0)
     out = patch.astype(np.float64) + delta[..., None]
     if patch.dtype in (np.uint8, np.uint16):
         return np.clip(np.rint(out), 0, scale).astype(patch.dtype)
