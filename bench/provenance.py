@@ -1,4 +1,5 @@
-"""Provenance costs and robustness at 720p: watermark embed/detect ms, bit accuracy under attack,
+"""Provenance costs and robustness at 720p: watermark embed/detect ms, bit accuracy and verdict under
+attack (re-encodes, scales 0.3-2x, crops, mirror, rotations +-2/+-5 deg, small 176x144/320x240 outputs),
 NSFW check ms and false-positive rate on benign portraits, C2PA signing ms per file type.
 
 Run from the repo root: `python bench/provenance.py` (writes bench/results/provenance.json).
@@ -45,6 +46,39 @@ def crop10(f):
     return f[h // 20 : h - h // 20, w // 20 : w - w // 20]
 
 
+def crop(f, frac):
+    h, w = f.shape[:2]
+    dy, dx = int(h * frac / 2), int(w * frac / 2)
+    return np.ascontiguousarray(f[dy : h - dy, dx : w - dx])
+
+
+def scale(f, s):
+    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+    return cv2.resize(f, (int(f.shape[1] * s) // 2 * 2, int(f.shape[0] * s) // 2 * 2), interpolation=interp)
+
+
+def rotate(f, deg):
+    """Rotate about the centre, same size, black corners (a re-upload tool's straighten)."""
+    h, w = f.shape[:2]
+    return cv2.warpAffine(f, cv2.getRotationMatrix2D((w / 2, h / 2), deg, 1.0), (w, h), flags=cv2.INTER_LINEAR)
+
+
+def jpeg(f, q):
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(f[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, q])
+    return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
+
+
+def geometry(d) -> str:
+    return f"{'mirrored ' if d.mirrored else ''}rot {d.rotation:+.1f} P {d.period:.1f}{' (searched)' if d.searched else ''}"
+
+
+def attack_row(wm, name, fr) -> dict:
+    t = time.perf_counter()
+    d = wm.detect(fr, truth=PAYLOAD)
+    return {"attack": name, "verdict": d.verdict, "bit_accuracy": d.bit_accuracy, "snr": round(d.confidence, 1),
+            "geometry": geometry(d), "detect_s": round(time.perf_counter() - t, 2)}
+
+
 def main() -> None:
     import torch
 
@@ -60,6 +94,7 @@ def main() -> None:
     )
     frames = clip.frames
     marked = [wm.embed(f, PAYLOAD) for f in frames]
+    rng = np.random.default_rng(0)
     embed_ms = ms(lambda: wm.embed(frames[0], PAYLOAD), 20)
     y0, y1 = wm._luma(frames[0]), wm._luma(marked[0])
     psnr = float(10 * np.log10(255**2 / np.mean((y0 - y1) ** 2)))
@@ -78,19 +113,46 @@ def main() -> None:
         "0.5x (1 frame)": [half(marked[0])],
         "10% crop (1 frame)": [crop10(marked[0])],
         "10% crop + resize back (1 frame)": [cv2.resize(crop10(marked[0]), (1280, 720))],
+        "20% crop (1 frame)": [crop(marked[0], 0.2)],
+        "mirror (1 frame)": [marked[0][:, ::-1]],
+        "rotate +2 deg (1 frame)": [rotate(marked[0], 2)],
+        "rotate -2 deg (1 frame)": [rotate(marked[0], -2)],
+        "rotate +5 deg (1 frame)": [rotate(marked[0], 5)],
+        "rotate -5 deg (1 frame)": [rotate(marked[0], -5)],
+        "0.3x (1 frame)": [scale(marked[0], 0.3)],
+        "2x (1 frame)": [scale(marked[0], 2.0)],
+        "grayscale (1 frame)": [np.repeat(cv2.cvtColor(marked[0], cv2.COLOR_RGB2GRAY)[..., None], 3, 2)],
+        "noise sigma 8 (1 frame)": [np.clip(marked[0] + rng.normal(0, 8, marked[0].shape), 0, 255).astype(np.uint8)],
+        "JPEG q70 still": [jpeg(marked[0], 70)],
         "CRF 28 (1 frame)": enc[5:6],
         f"CRF 28 (pooled {N_FRAMES})": enc,
+        f"CRF 35 (pooled {N_FRAMES})": h264(marked, 35),
         f"0.5x then CRF 28 (pooled {N_FRAMES})": h264([half(f) for f in marked]),
+        f"0.4x then CRF 28 (pooled {N_FRAMES})": h264([scale(f, 0.4) for f in marked]),
         f"10% crop + 0.5x + CRF 28 (pooled {N_FRAMES})": h264([half(crop10(f)) for f in marked]),
+        f"20% crop + CRF 28 (pooled {N_FRAMES})": h264([crop(f, 0.2) for f in marked]),
+        f"mirror + CRF 28 (pooled {N_FRAMES})": h264([np.ascontiguousarray(f[:, ::-1]) for f in marked]),
+        f"rotate +2 deg + CRF 28 (pooled {N_FRAMES})": h264([rotate(f, 2) for f in marked]),
+        f"rotate -5 deg + CRF 28 (pooled {N_FRAMES})": h264([rotate(f, -5) for f in marked]),
+        f"fps 25->12.5 + trim + CRF 28 (pooled {N_FRAMES // 2 - 1})": h264(marked[3::2]),
     }
     rows = []
     for name, fr in attacks.items():
-        d = wm.detect(fr, truth=PAYLOAD)
-        rows.append({"attack": name, "found": d.found, "bit_accuracy": d.bit_accuracy, "crc_ok": d.crc_ok, "snr": round(d.confidence, 1)})
+        rows.append(attack_row(wm, name, fr))
+    # facecast's own small outputs (CRF 18, as `facecast video` writes) and a CRF 28 re-upload of them
+    for size in ((176, 144), (320, 240)):
+        small = render_clip([Actor(img, lm, (0.35, 0.5), (0.65, 0.5), face_px=(size[0] * 0.3, size[0] * 0.33))], size=size, n_frames=50, fps=25.0)
+        sm = [wm.embed(f, PAYLOAD) for f in small.frames]
+        sp = float(10 * np.log10(255**2 / np.mean((wm._luma(small.frames[0]) - wm._luma(sm[0])) ** 2)))
+        for crf in (18, 28):
+            for n in (25, 50):
+                rows.append({**attack_row(wm, f"{size[0]}x{size[1]} output CRF {crf} (pooled {n})", h264(sm, crf)[:n]), "y_psnr": round(sp, 1)})
     for name, fr in {"unmarked (1 frame)": frames[:1], f"unmarked CRF 28 (pooled {N_FRAMES})": h264(frames)}.items():
         d = wm.detect(fr)
-        rows.append({"attack": name, "found": d.found, "bit_accuracy": None, "crc_ok": d.crc_ok, "snr": round(d.confidence, 1)})
-    print_table(rows, "watermark at 1280x720 (64-bit payload)")
+        rows.append({"attack": name, "verdict": d.verdict, "bit_accuracy": None, "snr": round(d.confidence, 1), "geometry": geometry(d)})
+    import os
+
+    print_table(rows, f"watermark at 1280x720 (64-bit payload; threshold {wm.THRESHOLD}; load {os.getloadavg()[0]:.1f})")
 
     # NSFW gate: speed and false positives on benign portraits at several crops/sizes/flips
     from facecast.provenance.content_gate import REFUSE_AT, ContentGate
@@ -156,6 +218,7 @@ def main() -> None:
             "detect_ms_single": detect1_ms,
             "detect_ms_per_frame_pooled": detect_pool_ms,
             "attacks": rows,
+            "threshold": wm.THRESHOLD,
             "nsfw_ms_720p": nsfw_ms,
             "nsfw_false_positive_rate": fp,
             "nsfw_benign_images": len(scores),

@@ -100,7 +100,7 @@ class Detection:
     shift: tuple[int, int] = (0, 0)
     frames: int = 0
     bit_accuracy: float | None = None
-    rotation: float = 0.0  # degrees the mark's lattice is turned by in the checked image
+    rotation: float = 0.0  # degrees (counter-clockwise +) the image was turned by after marking
     mirrored: bool = False
     searched: bool = False  # the geometric search ran (the direct decode gave no checked payload)
     extra: dict = field(default_factory=dict)
@@ -554,7 +554,7 @@ def detect_pooled(img: np.ndarray, n_frames: int = 1, truth: bytes | None = None
     ok = crc_ok and found
     return Detection(
         found, payload if ok else None, best.snr, ok, best.period, best.shift, n_frames, acc,
-        best.rotation, best.mirrored, searched,
+        -best.rotation, best.mirrored, searched,  # reported as the attack's angle (counter-clockwise +)
     )
 
 
