@@ -148,7 +148,7 @@ def _one(i: int) -> dict:
     t = time.perf_counter()
     d = wm.detect(frames)
     return {"i": i, "kind": kind, "size": f"{w}x{h}", "frames": len(frames), "snr": d.confidence,
-            "verdict": d.verdict, "searched": d.searched, "ms": (time.perf_counter() - t) * 1000}
+            "verdict": d.verdict, "searched": d.searched, "crc_pass": bool(d.extra.get("crc_pass")), "ms": (time.perf_counter() - t) * 1000}
 
 
 _PHOTOS: list[np.ndarray] = []
@@ -195,6 +195,8 @@ def main() -> None:
         "clips": sum(1 for r in rows if r["frames"] > 1),
         "threshold": wm.THRESHOLD,
         "above_threshold": above,
+        "crc_pass_unmarked": sum(r["crc_pass"] for r in rows),
+        "labelled_or_present": sum(r["verdict"] != wm.VERDICT_NONE for r in rows),
         "max_snr": float(snr.max()),
         "p999_snr": float(np.quantile(snr, 0.999)),
         "p99_snr": float(np.quantile(snr, 0.99)),

@@ -88,7 +88,7 @@ def _video_watermark(path: Path, max_frames: int) -> wm.Detection:
     import av
 
     pooler = wm.Pooler()
-    best: wm.Detection | None = None
+    windows: list[wm.Detection] = []
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -96,16 +96,17 @@ def _video_watermark(path: Path, max_frames: int) -> wm.Detection:
             for frame in container.decode(video=0):
                 pooler.add(frame.to_ndarray(format="rgb24"))
                 if pooler.n in CHECKPOINTS or pooler.n >= max_frames:
-                    best = pooler.detect()
-                    if best.crc_ok or pooler.n >= max_frames:
-                        return best
+                    windows.append(pooler.detect())
+                    if windows[-1].crc_ok or pooler.n >= max_frames:
+                        return windows[-1]
     except av.error.FFmpegError as err:
         raise FacecastError(f"{path}: not a readable video ({err})") from None
     if pooler.n == 0:
         raise FacecastError(f"{path}: the video has no frames")
-    if best is None or best.frames != pooler.n:
-        best = pooler.detect()
-    return best
+    if not windows or windows[-1].frames != pooler.n:
+        windows.append(pooler.detect())
+    # no window's payload checked: report the strongest (the threshold allows for these <= 4 looks)
+    return max(windows, key=lambda d: d.confidence)
 
 
 def verify(path: str | Path, ws=None, max_frames: int = CHECKPOINTS[-1]) -> VerifyReport:

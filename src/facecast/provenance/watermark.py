@@ -38,7 +38,8 @@ Detect:
     refined by hill-climbing angle and period.
   - The pilot's correlation peak gives the shift (crop) and a peak-to-noise SNR; THRESHOLD (set from
     bench/watermark_fp.py on >= 1,000 unmarked clips and stills, the whole search included) decides
-    "mark present". The payload bins, shifted back, give one soft value per coded bit, decoded by soft
+    "mark present"; a payload passing its CRC-16 counts from LABEL_FLOOR on (two independent pieces of
+    evidence: 1e-2 x 1.5e-5). The payload bins, shifted back, give one soft value per coded bit, decoded by soft
     Viterbi + CRC-16 (ecc.py). Three verdicts: labelled (mark present, CRC ok), mark present but payload
     unreadable (never shown), no mark.
 
@@ -74,9 +75,13 @@ TARGET_PSNR_DB = 40.0
 SMALL_PSNR_DB = 38.5
 SMALL_PIXELS = 400 * 300
 PATCH_PSNR_DB = 34.0  # floor of a patch's own luma PSNR (embed_patch: the frame stays >= target_psnr)
-# pilot SNR at or above which the mark is "present": set by bench/watermark_fp.py (unmarked clips and
-# stills through the whole search measure at most ~6.5; see the module docstring and README)
-THRESHOLD = 7.5
+# pilot SNR at or above which the mark is "present": set by bench/watermark_fp.py on 1,100 unmarked
+# clips and stills through the whole search (max 6.24; Gumbel fit: 1e-4 per window at 7.55, 1e-4 per
+# video of 4 pooled windows at 8.0)
+THRESHOLD = 8.0
+# a payload that passes its CRC-16 (1 in 65,536 by chance) is accepted from this pilot SNR on: together
+# < 1e-6 per window (Gumbel: P(SNR >= 6) ~ 1e-2 on unmarked content)
+LABEL_FLOOR = 6.0
 POOL_FRAMES = 25  # frames summed per detection window for video
 MAX_ROTATION_DEG = 6.0
 PERIOD_RANGE = (34.0, 272.0)
@@ -92,7 +97,7 @@ class Detection:
     """Result of looking for the mark. `payload` only when its CRC checked; `bit_accuracy` only when
     the true payload was given (measured on the decoded bits even when the check failed)."""
 
-    found: bool  # the pilot is present (SNR >= THRESHOLD)
+    found: bool  # a mark is present: pilot SNR >= THRESHOLD, or >= LABEL_FLOOR with a passing CRC-16
     payload: bytes | None
     confidence: float  # pilot peak-to-noise SNR
     crc_ok: bool = False
@@ -540,14 +545,14 @@ def detect_pooled(img: np.ndarray, n_frames: int = 1, truth: bytes | None = None
     best = _direct(img, ac)
     payload, crc_ok = _decode(best)
     searched = False
-    if search and not (crc_ok and best.snr >= THRESHOLD):
+    if search and not (crc_ok and best.snr >= LABEL_FLOOR):
         searched = True
         geo = _geometric(img, ac, best)
         if geo.snr > best.snr:
             g_payload, g_crc = _decode(geo)
             if g_crc or not crc_ok:
                 best, payload, crc_ok = geo, g_payload, g_crc
-    found = best.snr >= THRESHOLD
+    found = best.snr >= THRESHOLD or (crc_ok and best.snr >= LABEL_FLOOR)
     acc = None
     if truth is not None:
         acc = float(np.mean(ecc.bytes_to_bits(payload) == ecc.bytes_to_bits(truth)))
@@ -555,6 +560,7 @@ def detect_pooled(img: np.ndarray, n_frames: int = 1, truth: bytes | None = None
     return Detection(
         found, payload if ok else None, best.snr, ok, best.period, best.shift, n_frames, acc,
         -best.rotation, best.mirrored, searched,  # reported as the attack's angle (counter-clockwise +)
+        {"crc_pass": crc_ok},
     )
 
 
