@@ -79,6 +79,56 @@ def attack_row(wm, name, fr) -> dict:
             "geometry": geometry(d), "detect_s": round(time.perf_counter() - t, 2)}
 
 
+def recomposite(frame, info, folder, which="face"):
+    """The attacker's compositor from a patch JSON's recipe (the same as tests/test_watermark_patches.py)."""
+    import json
+
+    from facecast.media.images import read_image
+
+    info = json.loads(info.read_text())
+    img = read_image(folder / info["files"][which], cv2.IMREAD_UNCHANGED)
+    face = img.astype(np.float32) / (65535.0 if img.dtype == np.uint16 else 255.0)
+    mask = read_image(folder / info["files"]["mask"], cv2.IMREAD_UNCHANGED).astype(np.float32) / 65535.0
+    x0, y0, x1, y1 = info["roi"]
+    m, wh, fl = np.asarray(info["roi_to_face"]), (x1 - x0, y1 - y0), cv2.WARP_INVERSE_MAP
+    fw = np.clip(cv2.warpAffine(face, m, wh, flags=fl | cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE), 0, 1)
+    mw = np.clip(cv2.warpAffine(mask, m, wh, flags=fl | cv2.INTER_LINEAR), 0, 1)
+    mw[mw < 1 / 255] = 0
+    out = frame.astype(np.float32) / 255.0
+    out[y0:y1, x0:x1] = out[y0:y1, x0:x1] * (1 - mw[..., None]) + fw * mw[..., None]
+    return np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def patch_rows(wm) -> list[dict]:
+    """Frames rebuilt from `merge --export-patches` by the JSON recipe (issue 13, bypass 1)."""
+    from facecast.media.images import read_image
+    from facecast.merge.merger import merge
+    from facecast.merge.settings import MergeSettings
+    from facecast.merge.testing import FakePredictor, build_dst_workspace
+    from facecast.provenance import workspace_payload
+    from facecast.provenance.consent import add_consent
+    from facecast.workspace import Workspace
+
+    rows = []
+    for face_px in (90.0, 120.0):
+        with tempfile.TemporaryDirectory() as tmp:
+            ws = Workspace.open(Path(tmp) / "ws", create=True)
+            add_consent(ws, "sample", "bundled test photos", "bench", src=True)
+            names = build_dst_workspace(ws, n_frames=50, size=(256, 192), face_px=(face_px, face_px * 1.08))
+            merge(ws, "m", MergeSettings(mode="overlay", blur=8, erode=2), FakePredictor(64), export_patches=True, quiet=True)
+            pdir = ws.data("dst") / "merged_patches"
+            comp = [recomposite(read_image(ws.data("dst") / n), pdir / f"{n[:-4]}_0.json", pdir) for n in names]
+            share = float(np.mean([(read_image(ws.merged_mask / n, cv2.IMREAD_GRAYSCALE) > 0).mean() for n in names]))
+            truth = workspace_payload(ws)
+            for crf in (18, 28):
+                for n in (25, 50):
+                    d = wm.detect(h264(comp, crf)[:n], truth=truth)
+                    rows.append({"attack": f"patch composite, mask {share:.0%} of 256x192, CRF {crf} (pooled {n})",
+                                 "verdict": d.verdict, "bit_accuracy": d.bit_accuracy, "snr": round(d.confidence, 1),
+                                 "geometry": geometry(d), "detect_s": None})
+    return rows
+
+
 def main() -> None:
     import torch
 
@@ -140,13 +190,14 @@ def main() -> None:
     for name, fr in attacks.items():
         rows.append(attack_row(wm, name, fr))
     # facecast's own small outputs (CRF 18, as `facecast video` writes) and a CRF 28 re-upload of them
-    for size in ((176, 144), (320, 240)):
+    for size in ((160, 120), (176, 144), (320, 240)):
         small = render_clip([Actor(img, lm, (0.35, 0.5), (0.65, 0.5), face_px=(size[0] * 0.3, size[0] * 0.33))], size=size, n_frames=50, fps=25.0)
         sm = [wm.embed(f, PAYLOAD) for f in small.frames]
         sp = float(10 * np.log10(255**2 / np.mean((wm._luma(small.frames[0]) - wm._luma(sm[0])) ** 2)))
         for crf in (18, 28):
             for n in (25, 50):
                 rows.append({**attack_row(wm, f"{size[0]}x{size[1]} output CRF {crf} (pooled {n})", h264(sm, crf)[:n]), "y_psnr": round(sp, 1)})
+    rows += patch_rows(wm)
     for name, fr in {"unmarked (1 frame)": frames[:1], f"unmarked CRF 28 (pooled {N_FRAMES})": h264(frames)}.items():
         d = wm.detect(fr)
         rows.append({"attack": name, "verdict": d.verdict, "bit_accuracy": None, "snr": round(d.confidence, 1), "geometry": geometry(d)})

@@ -409,7 +409,7 @@ def _flat_autocorrelation(img: np.ndarray) -> np.ndarray:
 
 
 def _period_candidates(ac: np.ndarray, max_candidates: int = 6) -> list[float]:
-    """Axis-aligned periods where the autocorrelation peaks (a plain rescale), plus the embedding ones."""
+    """Axis-aligned periods where the autocorrelation peaks (a plain rescale), plus the unscaled one."""
     h, w = ac.shape
     cands = [float(TILE)]
     lo, hi = 40, min(h, w) - 24
