@@ -14,6 +14,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -24,9 +26,12 @@ from rich.progress import (
 )
 
 T = TypeVar("T")
+__all__ = ["escape", "err_console", "out_console", "info", "error_line", "summary", "track", "make_progress"]
 
-err_console = Console(stderr=True)
-out_console = Console()
+# Markup off by default: most lines carry user data (file names like `take [final].mp4`) that rich
+# would read as style tags, eat or crash on. Lines with intended styling say `markup=True` or use Text.
+err_console = Console(stderr=True, markup=False)
+out_console = Console(markup=False)
 
 WorkspaceOpt = Annotated[
     Path,
@@ -46,7 +51,7 @@ def track(
     if total is None and hasattr(items, "__len__"):
         total = len(items)  # type: ignore[arg-type]
     progress = Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -64,7 +69,7 @@ def track(
 def make_progress(quiet: bool = False) -> Progress:
     """A Progress for loops that are not a simple iteration (workers, nested stages)."""
     return Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -93,7 +98,15 @@ def summary(data: dict[str, Any], as_json: bool, quiet: bool = False, title: str
     out_console.print(table)
 
 
-def info(message: str, quiet: bool = False) -> None:
-    """A status line on stderr (so stdout stays clean for --json)."""
+def info(message: str, quiet: bool = False, *, markup: bool = False) -> None:
+    """A status line on stderr (so stdout stays clean for --json).
+
+    Printed literally unless `markup=True`; then any user data inside must go through `escape` first.
+    """
     if not quiet:
-        err_console.print(message)
+        err_console.print(message, markup=markup, highlight=False)
+
+
+def error_line(message: str) -> Text:
+    """`error: MESSAGE` with the message printed literally (file names may hold `[...]`)."""
+    return Text.assemble(("error:", "red"), " ", message)

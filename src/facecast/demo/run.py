@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from facecast.console import info
+from facecast.console import escape, info
 from facecast.demo import material, weights
 from facecast.errors import FacecastError
 from facecast.workspace import Workspace
@@ -221,12 +221,12 @@ def demo(out_dir: str | Path | None = None, fast: bool = False, from_scratch: bo
     ws = prepare_workspace(Path(out_dir) if out_dir is not None else Path("facecast-demo"))
     timings: dict[str, float] = {}
     notes: list[str] = []
-    info(f"[bold]facecast demo[/bold] in {ws.root} ({'fast' if fast else 'normal'} mode)", quiet)
+    info(f"[bold]facecast demo[/bold] in {escape(str(ws.root))} ({'fast' if fast else 'normal'} mode)", quiet, markup=True)
 
-    info("[bold][1/5][/bold] consent, clips, frames, faces", quiet)
+    info("[bold][1/5][/bold] consent, clips, frames, faces", quiet, markup=True)
     ids = build_inputs(ws, settings.src_frames, settings.dst_frames, quiet, settings.extract_workers, timings)
 
-    info("[bold][2/5][/bold] training", quiet)
+    info("[bold][2/5][/bold] training", quiet, markup=True)
     t = time.perf_counter()
     shipped = None if from_scratch else weights.shipped_weights()
     if shipped is not None:
@@ -243,7 +243,7 @@ def demo(out_dir: str | Path | None = None, fast: bool = False, from_scratch: bo
         notes.append("trained from scratch for a short budget: the swap is not yet the source's likeness")
     timings["train"] = time.perf_counter() - t
 
-    info("[bold][3/5][/bold] merge", quiet)
+    info("[bold][3/5][/bold] merge", quiet, markup=True)
     t = time.perf_counter()
     predictor = load_predictor(ws.model(MODEL_NAME), device="auto")
     report = merge(ws, MODEL_NAME, MergeSettings(**MERGE_OPTIONS), predictor, workers=settings.merge_workers, quiet=quiet)
@@ -251,7 +251,7 @@ def demo(out_dir: str | Path | None = None, fast: bool = False, from_scratch: bo
         notes.append(f"{len(report.passthrough)} dst frame(s) without a face were copied through")
     timings["merge"] = time.perf_counter() - t
 
-    info("[bold][4/5][/bold] video and preview", quiet)
+    info("[bold][4/5][/bold] video and preview", quiet, markup=True)
     t = time.perf_counter()
     vres = video(ws.merged, ws.result, audio_from=ws.video("dst"), quiet=quiet)
     notes.extend(vres.notes)
@@ -262,7 +262,7 @@ def demo(out_dir: str | Path | None = None, fast: bool = False, from_scratch: bo
 
     identity = None
     if settings.score:
-        info("[bold][5/5][/bold] identity score", quiet)
+        info("[bold][5/5][/bold] identity score", quiet, markup=True)
         t = time.perf_counter()
         try:
             identity = identity_score(ws, settings.score_max_src)
