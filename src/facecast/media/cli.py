@@ -20,8 +20,13 @@ def _workspace(path: Path | None):
 
 
 def resolve_frames_paths(input: str, out: Path | None, workspace: Path | None) -> tuple[Path, Path]:
-    """`src`/`dst` mean the workspace's data_src.mp4/data_dst.mp4 -> data_src/ or data_dst/."""
-    if input in ("src", "dst") and not Path(input).exists():
+    """`src`/`dst` mean the workspace's data_src.mp4/data_dst.mp4 -> data_src/ or data_dst/.
+
+    With `-w` the words always mean the workspace's sides, even where the current folder has a `src/`
+    (most code checkouts do); a folder of that name is written `./src`. Without `-w` an existing path
+    wins and the current folder is the workspace otherwise.
+    """
+    if input in ("src", "dst") and (workspace is not None or not Path(input).exists()):
         ws = _workspace(workspace)
         video_path = ws.video(input)
         if not video_path.exists():
