@@ -16,6 +16,7 @@ import json
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -213,6 +214,7 @@ def demo(out_dir: str | Path | None = None, fast: bool = False, from_scratch: bo
     from facecast.merge.settings import MergeSettings
     from facecast.provenance import label_result_file
     from facecast.provenance.c2pa import read_manifest
+    from facecast.provenance.verify import c2pa_line, trust_anchor
     from facecast.train.predict import load_predictor
 
     settings = settings or (DemoSettings.fast() if fast else DemoSettings())
@@ -253,7 +255,8 @@ def demo(out_dir: str | Path | None = None, fast: bool = False, from_scratch: bo
 
     info("[bold][4/5][/bold] video and preview", quiet, markup=True)
     t = time.perf_counter()
-    vres = video(ws.merged, ws.result, audio_from=ws.video("dst"), quiet=quiet)
+    vres = video(ws.merged, ws.result, audio_from=ws.video("dst"), quiet=quiet,
+                 label=partial(label_result_file, ws=ws, model_name=MODEL_NAME))
     notes.extend(vres.notes)
     preview = write_preview(ws, ws.root / PREVIEW)
     label_result_file(preview, ws=ws, model_name=MODEL_NAME)
@@ -273,7 +276,7 @@ def demo(out_dir: str | Path | None = None, fast: bool = False, from_scratch: bo
     result = DemoResult(
         workspace=str(ws.root), result=str(ws.result), preview=str(preview), weights=used, iterations=total,
         train_iterations_live=ran, seconds={k: round(v, 1) for k, v in timings.items()}, identity=identity,
-        labels={"c2pa": manifest.state, "audio": vres.audio}, consent_ids=ids, notes=notes,
+        labels={"c2pa": c2pa_line(manifest, trust_anchor(ws)), "audio": vres.audio}, consent_ids=ids, notes=notes,
     )
     (ws.root / DEMO_FILE).write_text(json.dumps({"schema": "facecast.demo/1", "status": "done",
                                                  "settings": asdict(settings), "result": result.as_dict()},

@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Report a file's C2PA manifest and invisible watermark; exit 1 when neither is found."""
-        from facecast.provenance.verify import verify
+        from facecast.provenance.verify import c2pa_line, verify
         from facecast.workspace import Workspace
 
         ws = Workspace.open(workspace) if workspace else None
@@ -34,9 +34,7 @@ def register(app: typer.Typer) -> None:
             rows = {
                 "file": rep.path,
                 "labelled": "yes" if rep.labelled else "NO (no manifest, no watermark)",
-                "manifest": (
-                    f"{m.state}; signer {m.signer}; {m.claims}" if m.present else "absent (re-encoded or never signed)"
-                ),
+                "c2pa": c2pa_line(m, rep.anchor),
                 "watermark": (
                     f"found, payload {w.payload.hex() if w.payload else '-'} "
                     f"({'CRC ok' if w.crc_ok else 'CRC failed'}), confidence {w.confidence:.1f}, {w.frames} frame(s)"
