@@ -19,7 +19,7 @@ import typer.rich_utils
 from rich.markup import escape
 
 from facecast import __version__
-from facecast.console import err_console, error_line
+from facecast.console import VERBOSE_ENV, err_console, error_line
 from facecast.errors import FacecastError
 
 app = typer.Typer(
@@ -59,8 +59,13 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version_callback, is_eager=True, help="Print the version."
     ),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Also show what native libraries (mediapipe, TFLite, absl) print."
+    ),
 ) -> None:
     """facecast: frames -> extract -> faceset -> xseg -> train -> merge -> video."""
+    if verbose:
+        os.environ[VERBOSE_ENV] = "1"  # read by console.native_quiet, here and in worker processes
 
 
 def main(argv: list[str] | None = None) -> None:
