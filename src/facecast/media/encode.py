@@ -23,7 +23,7 @@ from facecast.errors import FacecastError
 from facecast.media import container
 from facecast.media.audio import audio_copy_allowed, copy_audio, layout_name, reencode_audio
 from facecast.media.container import open_input
-from facecast.media.frame_files import check_same_size, list_frames, read_frames_meta
+from facecast.media.frame_files import FramesMeta, check_same_size, list_frames, read_frames_meta
 from facecast.media.images import atomic_write_with, read_image
 
 # The labelling step: signs the finished temporary file; False when its container cannot carry C2PA.
@@ -90,6 +90,56 @@ def _read_ahead(paths: list[Path], masks: list[Path] | None, workers: int) -> It
             yield result
 
 
+def _check_request(codec: str, out_path: Path, crf: int, mask_dir: str | Path | None) -> None:
+    """Refuse an impossible request before any work: codec, container, quality, alpha."""
+    if codec not in CODECS:
+        raise FacecastError(f"--codec {codec!r}: choose one of {', '.join(CODECS)}")
+    suffix = out_path.suffix.lower()
+    if suffix not in CONTAINERS[codec]:
+        raise FacecastError(
+            f"{out_path}: {codec} cannot go into a '{suffix or 'suffixless'}' file; use {' or '.join(CONTAINERS[codec])}"
+        )
+    if not 0 <= crf <= 51:
+        raise FacecastError(f"--crf {crf}: must be 0-51 (lower is better; 18 is visually lossless)")
+    if mask_dir is not None and codec != "prores":
+        raise FacecastError("--mask-dir gives an alpha channel, which only --codec prores (4444) carries")
+
+
+def _mask_paths(paths: list[Path], mask_dir: Path, size: tuple[int, int]) -> list[Path]:
+    """One mask per frame (same names, same size), for a prores 4444 alpha channel."""
+    by_stem = {p.stem: p for p in list_frames(mask_dir)}
+    missing = [p.name for p in paths if p.stem not in by_stem]
+    if missing:
+        raise FacecastError(f"{mask_dir}: no mask for {missing[0]} ({len(missing)} missing); masks need the frames' names")
+    masks = [by_stem[p.stem] for p in paths]
+    msize = check_same_size(masks, "mask")
+    if msize != size:
+        raise FacecastError(f"{mask_dir}: masks are {msize[0]}x{msize[1]} but frames are {size[0]}x{size[1]}")
+    return masks
+
+
+def _frame_rate(fps: float | None, meta: FramesMeta | None, frames_dir: Path) -> Fraction:
+    """`--fps`, else the rate the frames were extracted at (frames.json)."""
+    if fps is None:
+        if meta is None:
+            raise FacecastError(f"{frames_dir}: no frames.json to take the frame rate from; pass --fps")
+        return Fraction(meta.fps_fraction)
+    if not 0 < float(fps) <= 1000:
+        raise FacecastError(f"--fps {fps}: must be above 0 and at most 1000")
+    return Fraction(fps).limit_denominator(1001)
+
+
+def _audio_offset(audio_path: Path, meta: FramesMeta | None) -> float:
+    """Where in `audio_path` the frames start: their --start when they were extracted from that file."""
+    if not audio_path.is_file():
+        raise FacecastError(f"--audio-from {audio_path}: file not found")
+    with open_input(audio_path):  # unreadable audio source: fail before encoding anything
+        pass
+    if meta is not None and meta.source_kind == "video" and Path(meta.source) == audio_path.resolve():
+        return meta.start
+    return 0.0
+
+
 def video(
     frames_dir: str | Path,
     out_path: str | Path,
@@ -115,41 +165,15 @@ def video(
 
     frames_dir, out_path = Path(frames_dir), Path(out_path)
     codec = codec.lower()
-    if codec not in CODECS:
-        raise FacecastError(f"--codec {codec!r}: choose one of {', '.join(CODECS)}")
     suffix = out_path.suffix.lower()
-    if suffix not in CONTAINERS[codec]:
-        raise FacecastError(
-            f"{out_path}: {codec} cannot go into a '{suffix or 'suffixless'}' file; use {' or '.join(CONTAINERS[codec])}"
-        )
-    if not 0 <= int(crf) <= 51:
-        raise FacecastError(f"--crf {crf}: must be 0-51 (lower is better; 18 is visually lossless)")
-    if mask_dir is not None and codec != "prores":
-        raise FacecastError("--mask-dir gives an alpha channel, which only --codec prores (4444) carries")
+    _check_request(codec, out_path, int(crf), mask_dir)
     paths = list_frames(frames_dir)
     if not paths:
         raise FacecastError(f"{frames_dir}: no frame images found (zero frames); run `facecast frames` or merge first")
     width, height = check_same_size(paths)
-    masks: list[Path] | None = None
-    if mask_dir is not None:
-        mask_dir = Path(mask_dir)
-        by_stem = {p.stem: p for p in list_frames(mask_dir)}
-        missing = [p.name for p in paths if p.stem not in by_stem]
-        if missing:
-            raise FacecastError(f"{mask_dir}: no mask for {missing[0]} ({len(missing)} missing); masks need the frames' names")
-        masks = [by_stem[p.stem] for p in paths]
-        msize = check_same_size(masks, "mask")
-        if msize != (width, height):
-            raise FacecastError(f"{mask_dir}: masks are {msize[0]}x{msize[1]} but frames are {width}x{height}")
+    masks = _mask_paths(paths, Path(mask_dir), (width, height)) if mask_dir is not None else None
     meta = read_frames_meta(frames_dir)
-    if fps is None:
-        if meta is None:
-            raise FacecastError(f"{frames_dir}: no frames.json to take the frame rate from; pass --fps")
-        rate = Fraction(meta.fps_fraction)
-    else:
-        if not 0 < float(fps) <= 1000:
-            raise FacecastError(f"--fps {fps}: must be above 0 and at most 1000")
-        rate = Fraction(fps).limit_denominator(1001)
+    rate = _frame_rate(fps, meta, frames_dir)
     notes: list[str] = []
     encoder, pix_fmt, options = _encoder_setup(codec, int(crf), masks is not None)
     enc_w, enc_h = width, height
@@ -157,14 +181,7 @@ def video(
         enc_w, enc_h = width - width % 2, height - height % 2
         notes.append(f"odd size {width}x{height} cropped to {enc_w}x{enc_h} (yuv420p needs even sizes)")
     audio_path = Path(audio_from) if audio_from is not None else None
-    audio_offset = 0.0
-    if audio_path is not None:
-        if not audio_path.is_file():
-            raise FacecastError(f"--audio-from {audio_path}: file not found")
-        with open_input(audio_path):  # unreadable audio source: fail before encoding anything
-            pass
-        if meta is not None and meta.source_kind == "video" and Path(meta.source) == audio_path.resolve():
-            audio_offset = meta.start
+    audio_offset = _audio_offset(audio_path, meta) if audio_path is not None else 0.0
     n = len(paths)
     duration = n / float(rate)
     workers = workers or min(4, os.cpu_count() or 1)
