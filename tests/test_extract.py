@@ -69,7 +69,7 @@ def test_extract_writes_faces_that_round_trip(workspace):
     for i, path in enumerate(files):
         face = read_aligned(path)
         m = face.meta
-        assert face.image.shape == (160, 160, 3) and m.size == 160 and m.face_type == "full"
+        assert face.image.shape == (160, 160, 3) and m.size == 160 and m.face_type == "whole_face"
         assert m.source.filename == f"{i:05d}.png" and tuple(m.source.frame_size) == (320, 240)
         assert set(m.pose) == {"yaw", "pitch", "roll"} and m.sharpness > 0 and not m.interpolated
         assert m.detector["name"] == "mediapipe+dlib" and "dlib" in m.detector["version"]

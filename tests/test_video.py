@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 
 from facecast.errors import FacecastError
+from facecast.media import container
+from facecast.media import decode as decode_mod
 from facecast.media import video as V
 from facecast.media.images import read_image, write_image
 from tests.conftest import run_cli
@@ -281,7 +283,7 @@ def test_resume_skips_written_frames(clip, extracted, tmp_path):
 
 def test_interrupt_leaves_complete_frames_and_resumes(clip, extracted, tmp_path, monkeypatch):
     out = tmp_path / "ctrl_c"
-    real = V._save_frame
+    real = decode_mod._save_frame
     calls = {"n": 0}
 
     def flaky(path, img, fmt, quality):
@@ -290,13 +292,13 @@ def test_interrupt_leaves_complete_frames_and_resumes(clip, extracted, tmp_path,
             raise KeyboardInterrupt
         real(path, img, fmt, quality)
 
-    monkeypatch.setattr(V, "_save_frame", flaky)
+    monkeypatch.setattr(decode_mod, "_save_frame", flaky)
     with pytest.raises(KeyboardInterrupt):
         V.frames(clip, out, quiet=True, workers=1)
     done = sorted(out.glob("*.png"))
     assert 1 <= len(done) <= 5 and not leftovers(out)
     assert all(np.array_equal(read_image(p), read_image(extracted / p.name)) for p in done)
-    monkeypatch.setattr(V, "_save_frame", real)
+    monkeypatch.setattr(decode_mod, "_save_frame", real)
     res = V.frames(clip, out, quiet=True)
     assert res.skipped == len(done) and res.frame_count == N
 
@@ -425,7 +427,7 @@ def test_full_disk_while_writing_frames(clip, tmp_path, monkeypatch):
 
 
 def test_full_disk_while_writing_video(clip, extracted, tmp_path, monkeypatch):
-    real = V._mux
+    real = container.mux
     calls = {"n": 0}
 
     def mux(box, packets):
@@ -434,7 +436,7 @@ def test_full_disk_while_writing_video(clip, extracted, tmp_path, monkeypatch):
             raise OSError(errno.ENOSPC, "No space left on device")
         real(box, packets)
 
-    monkeypatch.setattr(V, "_mux", mux)
+    monkeypatch.setattr(container, "mux", mux)
     out = tmp_path / "out.mp4"
     with pytest.raises(FacecastError, match="disk full"):
         V.video(extracted, out, audio_from=clip, quiet=True)

@@ -7,13 +7,18 @@ everywhere and long loops look the same.
 from __future__ import annotations
 
 import json
+import os
 import sys
+import threading
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -24,9 +29,12 @@ from rich.progress import (
 )
 
 T = TypeVar("T")
+__all__ = ["native_quiet", "VERBOSE_ENV", "escape", "err_console", "out_console", "info", "error_line", "summary", "track", "make_progress"]
 
-err_console = Console(stderr=True)
-out_console = Console()
+# Markup off by default: most lines carry user data (file names like `take [final].mp4`) that rich
+# would read as style tags, eat or crash on. Lines with intended styling say `markup=True` or use Text.
+err_console = Console(stderr=True, markup=False)
+out_console = Console(markup=False)
 
 WorkspaceOpt = Annotated[
     Path,
@@ -46,7 +54,7 @@ def track(
     if total is None and hasattr(items, "__len__"):
         total = len(items)  # type: ignore[arg-type]
     progress = Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -64,7 +72,7 @@ def track(
 def make_progress(quiet: bool = False) -> Progress:
     """A Progress for loops that are not a simple iteration (workers, nested stages)."""
     return Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -93,7 +101,74 @@ def summary(data: dict[str, Any], as_json: bool, quiet: bool = False, title: str
     out_console.print(table)
 
 
-def info(message: str, quiet: bool = False) -> None:
-    """A status line on stderr (so stdout stays clean for --json)."""
+def info(message: str, quiet: bool = False, *, markup: bool = False) -> None:
+    """A status line on stderr (so stdout stays clean for --json).
+
+    Printed literally unless `markup=True`; then any user data inside must go through `escape` first.
+    """
     if not quiet:
-        err_console.print(message)
+        err_console.print(message, markup=markup, highlight=False)
+
+
+def error_line(message: str) -> Text:
+    """`error: MESSAGE` with the message printed literally (file names may hold `[...]`)."""
+    return Text.assemble(("error:", "red"), " ", message)
+
+
+VERBOSE_ENV = "FACECAST_VERBOSE"  # set by `facecast --verbose`; worker processes inherit it
+_quiet_lock = threading.Lock()
+_quiet_depth = 0
+_quiet_saved: tuple[int, Any] | None = None
+
+
+@contextmanager
+def native_quiet() -> Iterator[None]:
+    """Silence what native libraries (mediapipe, TFLite, absl, glog) write to file descriptor 2.
+
+    Their warnings (`All log messages before absl::InitializeLog()`, `inference_feedback_manager`) come
+    from C++ and bypass Python's logging, so only redirecting the descriptor stops them. Python's own
+    stderr (our progress bars and error lines) keeps writing to the real terminal through a duplicate of
+    the descriptor. Re-entrant and thread-safe (only the outermost use redirects); `facecast --verbose`
+    (FACECAST_VERBOSE=1) turns it off to show everything.
+    """
+    global _quiet_depth, _quiet_saved
+    if os.environ.get(VERBOSE_ENV, "") not in ("", "0"):
+        yield
+        return
+    with _quiet_lock:
+        if _quiet_depth == 0:
+            _quiet_saved = _redirect_fd2()
+        _quiet_depth += 1
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet_depth -= 1
+            if _quiet_depth == 0 and _quiet_saved is not None:
+                _restore_fd2(*_quiet_saved)
+                _quiet_saved = None
+
+
+def _redirect_fd2() -> tuple[int, Any] | None:
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        return None  # no real descriptor 2 (embedded, pytest capture without fd): nothing to do
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    python_stderr = sys.stderr
+    sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding=getattr(python_stderr, "encoding", None) or "utf-8",
+                           errors="backslashreplace", closefd=True)
+    return saved, python_stderr
+
+
+def _restore_fd2(saved: int, python_stderr: Any) -> None:
+    try:
+        sys.stderr.flush()
+        sys.stderr.close()
+    finally:
+        sys.stderr = python_stderr
+        os.dup2(saved, 2)
+        os.close(saved)

@@ -16,12 +16,13 @@ import json
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from facecast.console import info
+from facecast.console import escape, info
 from facecast.demo import material, weights
 from facecast.errors import FacecastError
 from facecast.workspace import Workspace
@@ -213,6 +214,7 @@ def demo(out_dir: str | Path | None = None, fast: bool = False, from_scratch: bo
     from facecast.merge.settings import MergeSettings
     from facecast.provenance import label_result_file
     from facecast.provenance.c2pa import read_manifest
+    from facecast.provenance.verify import c2pa_line, trust_anchor
     from facecast.train.predict import load_predictor
 
     settings = settings or (DemoSettings.fast() if fast else DemoSettings())
@@ -221,12 +223,12 @@ def demo(out_dir: str | Path | None = None, fast: bool = False, from_scratch: bo
     ws = prepare_workspace(Path(out_dir) if out_dir is not None else Path("facecast-demo"))
     timings: dict[str, float] = {}
     notes: list[str] = []
-    info(f"[bold]facecast demo[/bold] in {ws.root} ({'fast' if fast else 'normal'} mode)", quiet)
+    info(f"[bold]facecast demo[/bold] in {escape(str(ws.root))} ({'fast' if fast else 'normal'} mode)", quiet, markup=True)
 
-    info("[bold][1/5][/bold] consent, clips, frames, faces", quiet)
+    info("[bold][1/5][/bold] consent, clips, frames, faces", quiet, markup=True)
     ids = build_inputs(ws, settings.src_frames, settings.dst_frames, quiet, settings.extract_workers, timings)
 
-    info("[bold][2/5][/bold] training", quiet)
+    info("[bold][2/5][/bold] training", quiet, markup=True)
     t = time.perf_counter()
     shipped = None if from_scratch else weights.shipped_weights()
     if shipped is not None:
@@ -243,7 +245,7 @@ def demo(out_dir: str | Path | None = None, fast: bool = False, from_scratch: bo
         notes.append("trained from scratch for a short budget: the swap is not yet the source's likeness")
     timings["train"] = time.perf_counter() - t
 
-    info("[bold][3/5][/bold] merge", quiet)
+    info("[bold][3/5][/bold] merge", quiet, markup=True)
     t = time.perf_counter()
     predictor = load_predictor(ws.model(MODEL_NAME), device="auto")
     report = merge(ws, MODEL_NAME, MergeSettings(**MERGE_OPTIONS), predictor, workers=settings.merge_workers, quiet=quiet)
@@ -251,9 +253,10 @@ def demo(out_dir: str | Path | None = None, fast: bool = False, from_scratch: bo
         notes.append(f"{len(report.passthrough)} dst frame(s) without a face were copied through")
     timings["merge"] = time.perf_counter() - t
 
-    info("[bold][4/5][/bold] video and preview", quiet)
+    info("[bold][4/5][/bold] video and preview", quiet, markup=True)
     t = time.perf_counter()
-    vres = video(ws.merged, ws.result, audio_from=ws.video("dst"), quiet=quiet)
+    vres = video(ws.merged, ws.result, audio_from=ws.video("dst"), quiet=quiet,
+                 label=partial(label_result_file, ws=ws, model_name=MODEL_NAME))
     notes.extend(vres.notes)
     preview = write_preview(ws, ws.root / PREVIEW)
     label_result_file(preview, ws=ws, model_name=MODEL_NAME)
@@ -262,7 +265,7 @@ def demo(out_dir: str | Path | None = None, fast: bool = False, from_scratch: bo
 
     identity = None
     if settings.score:
-        info("[bold][5/5][/bold] identity score", quiet)
+        info("[bold][5/5][/bold] identity score", quiet, markup=True)
         t = time.perf_counter()
         try:
             identity = identity_score(ws, settings.score_max_src)
@@ -273,7 +276,7 @@ def demo(out_dir: str | Path | None = None, fast: bool = False, from_scratch: bo
     result = DemoResult(
         workspace=str(ws.root), result=str(ws.result), preview=str(preview), weights=used, iterations=total,
         train_iterations_live=ran, seconds={k: round(v, 1) for k, v in timings.items()}, identity=identity,
-        labels={"c2pa": manifest.state, "audio": vres.audio}, consent_ids=ids, notes=notes,
+        labels={"c2pa": c2pa_line(manifest, trust_anchor(ws)), "audio": vres.audio}, consent_ids=ids, notes=notes,
     )
     (ws.root / DEMO_FILE).write_text(json.dumps({"schema": "facecast.demo/1", "status": "done",
                                                  "settings": asdict(settings), "result": result.as_dict()},

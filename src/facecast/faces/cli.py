@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
     def extract_cmd(
         side: Annotated[str, typer.Argument(help="src or dst.")],
         workspace: WorkspaceOpt = Path("."),
-        face_type: Annotated[str, typer.Option("--face-type", help="half, mid_half, full, whole_face, head.")] = "full",
+        face_type: Annotated[str, typer.Option("--face-type", help="half, mid_half, full, whole_face or head. whole_face is what the saehd and tiny presets train; a wider faceset is cropped to a narrower model at load.")] = "whole_face",
         size: Annotated[int, typer.Option("--size", help="Aligned image size in pixels.")] = 512,
         jpeg_quality: Annotated[int, typer.Option("--jpeg-quality", help="JPEG quality of aligned faces.")] = 95,
         reference: Annotated[Optional[list[Path]], typer.Option("--reference", help="Photo(s) of the person to keep (repeatable).")] = None,

@@ -26,6 +26,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from facecast.console import native_quiet
 from facecast.errors import FacecastError
 from facecast.faces.align import box_iou
 
@@ -74,10 +75,11 @@ class MediapipeDlibDetector:
         """The two mediapipe graphs, created on first use: the extract parent process asks only for
         `version()` and must not pay mediapipe's ~1 s import for that (its workers detect)."""
         if self._loaded is None:
-            import mediapipe as mp
+            with native_quiet():  # TFLite/absl start-up chatter on fd 2 (shown with --verbose)
+                import mediapipe as mp
 
-            fd = mp.solutions.face_detection
-            self._loaded = [fd.FaceDetection(model_selection=m, min_detection_confidence=0.2) for m in (0, 1)]
+                fd = mp.solutions.face_detection
+                self._loaded = [fd.FaceDetection(model_selection=m, min_detection_confidence=0.2) for m in (0, 1)]
         return self._loaded
 
     def version(self) -> str:
@@ -91,7 +93,8 @@ class MediapipeDlibDetector:
         h, w = image.shape[:2]
         out = []
         for model in self._models:
-            result = model.process(image)
+            with native_quiet():  # the first run logs inference_feedback_manager warnings
+                result = model.process(image)
             for det in result.detections or []:
                 score = float(det.score[0])
                 if score < min_score:

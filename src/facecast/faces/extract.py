@@ -35,7 +35,7 @@ SAVE_EVERY_S = 3.0
 class ExtractSettings:
     """What decides the written faces; a change of any of these rewrites every output."""
 
-    face_type: str = "full"
+    face_type: str = "whole_face"
     size: int = 512
     jpeg_quality: int = 95
     reference: list[str] = field(default_factory=list)
@@ -210,7 +210,7 @@ def _load_manual(path: str | None, names: dict[str, int]) -> dict[int, Obs]:
 
 
 def extract(
-    ws: Workspace, side: str, face_type: str = "full", size: int = 512, jpeg_quality: int = 95,
+    ws: Workspace, side: str, face_type: str = "whole_face", size: int = 512, jpeg_quality: int = 95,
     reference: list[str | Path] | None = None, smooth: bool = False, redo_deleted: bool = False,
     landmarks_file: str | Path | None = None, workers: int = 2, quiet: bool = False, min_score: float = 0.5,
 ) -> dict[str, Any]:

@@ -85,3 +85,25 @@ def template_landmarks(face_type: str, size: int) -> np.ndarray:
     ft = get_face_type(face_type)
     c = np.asarray(ft.center)
     return (MEAN_FACE_68 - c + ft.half_side) / (2 * ft.half_side) * size
+
+
+def covers(outer: str, inner: str, tolerance: float = 1e-6) -> bool:
+    """Whether every pixel of an `inner`-type face lies inside an `outer`-type face of the same person.
+
+    Both are squares in the canonical frame, so this is a containment test: a whole_face or head faceset
+    holds a full face (crop it), a full faceset does not hold a whole_face (the forehead is missing).
+    """
+    a, b = get_face_type(outer), get_face_type(inner)
+    return all(abs(cb - ca) + b.half_side <= a.half_side + tolerance for ca, cb in zip(a.center, b.center))
+
+
+def convert_matrix(from_type: str, from_size: int, to_type: str, to_size: int) -> np.ndarray:
+    """2x3 affine taking pixels of a `from_type` face (`from_size` px) to a `to_type` face (`to_size` px).
+
+    Aligned pixel p of type T at size S sits at canonical q = centre - half + p * 2 half / S; solving the
+    same relation for the other type gives a scale and a shift (no rotation: both share the frame).
+    """
+    a, b = get_face_type(from_type), get_face_type(to_type)
+    scale = a.half_side * to_size / (b.half_side * from_size)
+    shift = [(ca - a.half_side - cb + b.half_side) * to_size / (2 * b.half_side) for ca, cb in zip(a.center, b.center)]
+    return np.array([[scale, 0.0, shift[0]], [0.0, scale, shift[1]]], np.float64)

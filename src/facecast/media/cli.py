@@ -20,8 +20,13 @@ def _workspace(path: Path | None):
 
 
 def resolve_frames_paths(input: str, out: Path | None, workspace: Path | None) -> tuple[Path, Path]:
-    """`src`/`dst` mean the workspace's data_src.mp4/data_dst.mp4 -> data_src/ or data_dst/."""
-    if input in ("src", "dst") and not Path(input).exists():
+    """`src`/`dst` mean the workspace's data_src.mp4/data_dst.mp4 -> data_src/ or data_dst/.
+
+    With `-w` the words always mean the workspace's sides, even where the current folder has a `src/`
+    (most code checkouts do); a folder of that name is written `./src`. Without `-w` an existing path
+    wins and the current folder is the workspace otherwise.
+    """
+    if input in ("src", "dst") and (workspace is not None or not Path(input).exists()):
         ws = _workspace(workspace)
         video_path = ws.video(input)
         if not video_path.exists():
@@ -68,11 +73,16 @@ def register(app: typer.Typer) -> None:
         no_audio: Annotated[bool, typer.Option("--no-audio", help="Write the video without audio.")] = False,
         mask_dir: Annotated[Optional[Path], typer.Option(help="Mask frames (same names) for a prores 4444 alpha channel.")] = None,
         visible_label: Annotated[bool, typer.Option("--visible-label", help="Also burn a visible 'synthetic' label into a corner (distribution copies).")] = False,
+        model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model named in the C2PA manifest (default with -w: the model of the workspace's last merge).")] = None,
+        allow_partial: Annotated[bool, typer.Option("--allow-partial", help="Encode even when data_dst/merged lacks some dst frames (an unfinished merge).")] = False,
         quiet: QuietOpt = False,
         json_out: JsonOpt = False,
     ) -> None:
         """Rebuild a video from numbered frames, with audio from the reference video."""
+        from functools import partial
+
         from facecast.media.video import read_frames_meta, video
+        from facecast.provenance import find_workspace, label_result_file
 
         ws = _workspace(workspace) if workspace is not None else None
         if frames_dir is None:
@@ -83,6 +93,10 @@ def register(app: typer.Typer) -> None:
             if ws is None:
                 raise FacecastError("give an output video path, or -w WORKSPACE to write its result.mp4")
             out = ws.result
+        if ws is not None and frames_dir.resolve() == ws.merged.resolve() and not allow_partial:
+            refuse_partial_merge(ws)
+        if ws is not None and model is None:
+            model = last_merged_model(ws)
         audio = None
         if not no_audio:
             if audio_from is not None:
@@ -93,6 +107,30 @@ def register(app: typer.Typer) -> None:
                 meta = read_frames_meta(frames_dir) if frames_dir.is_dir() else None
                 if meta is not None and meta.has_audio and Path(meta.source).is_file():
                     audio = Path(meta.source)
+        sign_ws = ws or find_workspace(out.parent) or find_workspace(frames_dir)
         result = video(frames_dir, out, fps=fps, codec=codec, crf=crf, audio_from=audio, mask_dir=mask_dir,
-                       quiet=quiet or json_out, visible_label=visible_label)
-        summary(result.as_dict(), json_out, quiet, title="video")
+                       quiet=quiet or json_out, visible_label=visible_label,
+                       label=partial(label_result_file, ws=sign_ws, model_name=model))
+        summary({**result.as_dict(), "model": model}, json_out, quiet, title="video")
+
+
+def refuse_partial_merge(ws) -> None:
+    """A video of an unfinished merge is silently short: refuse it, naming the frames it lacks."""
+    from facecast.media.video import list_frames, missing_frames
+
+    if not ws.merged.is_dir() or not ws.data("dst").is_dir():
+        return
+    missing = missing_frames(list_frames(ws.data("dst")), list_frames(ws.merged))
+    if missing:
+        shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+        raise FacecastError(
+            f"{ws.merged} lacks {len(missing)} of {len(list_frames(ws.data('dst')))} dst frames ({shown}): "
+            "finish `facecast merge -w WS --model NAME` (it resumes), or pass --allow-partial for a shorter video"
+        )
+
+
+def last_merged_model(ws) -> str | None:
+    """The model whose merge session was saved last: the one data_dst/merged came from."""
+    from facecast.merge.session import last_merge
+
+    return last_merge(ws.models)

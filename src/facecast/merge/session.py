@@ -91,3 +91,18 @@ def frame_digest(settings: MergeSettings | None, *parts: Any) -> str:
     """Hash of a frame's effective settings and whatever else its pixels depend on."""
     payload = json.dumps([settings.to_dict() if settings else None, *parts], sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+def last_merge(models_dir: Path) -> str | None:
+    """Name of the model whose merge session was saved last (the model behind data_dst/merged), or None.
+
+    The `video` command names it in the result's C2PA manifest; read here so no other stage reads
+    this file's format."""
+    sessions = [p for p in Path(models_dir).glob(f"*/{FILENAME}") if p.is_file()] if Path(models_dir).is_dir() else []
+    if not sessions:
+        return None
+    latest = max(sessions, key=lambda p: p.stat().st_mtime)
+    try:
+        return str(json.loads(latest.read_text()).get("model") or latest.parent.name)
+    except (ValueError, OSError):
+        return latest.parent.name

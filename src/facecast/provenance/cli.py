@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Report a file's C2PA manifest and invisible watermark; exit 1 when neither is found."""
-        from facecast.provenance.verify import verify
+        from facecast.provenance.verify import c2pa_line, verify
         from facecast.workspace import Workspace
 
         ws = Workspace.open(workspace) if workspace else None
@@ -30,13 +30,11 @@ def register(app: typer.Typer) -> None:
         if json_out:
             summary(rep.to_dict(), True)
         else:
-            m, w = rep.manifest, rep.watermark
+            m = rep.manifest
             rows = {
                 "file": rep.path,
                 "labelled": rep.labelled_text(),
-                "manifest": (
-                    f"{m.state}; signer {m.signer}; {m.claims}" if m.present else "absent (re-encoded or never signed)"
-                ),
+                "c2pa": c2pa_line(m, rep.anchor),
                 "watermark": rep.watermark_text(),
             }
             if rep.workspace_match is not None:

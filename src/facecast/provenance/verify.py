@@ -42,6 +42,7 @@ class VerifyReport:
     manifest: ManifestStatus
     watermark: wm.Detection
     workspace_match: bool | None = None  # payload equals this workspace's tag (when -w given)
+    anchor: str | None = None  # what the signature was checked against (the -w workspace's CA)
 
     @property
     def labelled(self) -> bool:
@@ -77,11 +78,39 @@ class VerifyReport:
             "path": self.path,
             "kind": self.kind,
             "labelled": self.labelled,
+            "c2pa": c2pa_line(self.manifest, self.anchor),
             "manifest": self.manifest.to_dict(),
             "watermark": self.watermark.to_dict(),
             "watermark_binding": "soft: public key, anyone can write the mark; the signed manifest is the authenticated claim",
             "workspace_match": self.workspace_match,
         }
+
+
+def trust_anchor(ws) -> str | None:
+    """How the trust anchor is named in every provenance line: the CA of the workspace given."""
+    return f"the CA of workspace {ws.root}" if ws is not None else None
+
+
+def c2pa_line(m: ManifestStatus, anchor: str | None) -> str:
+    """The one wording of a C2PA verdict: valid or not, signed by which workspace (and for which model),
+    trusted against which anchor. `verify`, the demo summary and the README all say it this way."""
+    if not m.present:
+        if m.state == "unsupported":
+            return "none: this container cannot carry a C2PA manifest (the watermark labels it)"
+        return "absent (re-encoded, remuxed or never signed)"
+    if not m.valid:
+        return f"INVALID ({', '.join(m.failures) or m.state}): the file changed after it was signed"
+    ws_tag = m.claims.get("workspace")
+    line = f"valid, signed by workspace {ws_tag}" if ws_tag else "valid, signed outside a workspace"
+    if m.signer:
+        line += f" ({m.signer})"
+    model = m.claims.get("model")
+    line += f", model {model}" if model else ", no model named"
+    if m.trusted:
+        return line + f"; trusted against {anchor or 'a configured anchor'}"
+    if anchor:
+        return line + f"; NOT trusted against {anchor} (signed by another key)"
+    return line + "; trust not checked (give -w WORKSPACE to trust its CA)"
 
 
 def _video_watermark(path: Path, max_frames: int) -> wm.Detection:
@@ -124,4 +153,4 @@ def verify(path: str | Path, ws=None, max_frames: int = CHECKPOINTS[-1]) -> Veri
     match = None
     if ws is not None and det.payload is not None:
         match = det.crc_ok and det.payload.hex() == workspace_tag(ws.id)
-    return VerifyReport(str(path), kind, manifest, det, match)
+    return VerifyReport(str(path), kind, manifest, det, match, trust_anchor(ws))

@@ -23,7 +23,9 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from facecast.errors import FacecastError
-from facecast.faces.aligned import list_aligned, read_aligned
+from facecast.console import info, track
+from facecast.faces.aligned import AlignedMeta, list_aligned, read_aligned
+from facecast.faces.facetype import convert_matrix, covers
 from facecast.masks.hull import hull_mask
 from facecast.train.colour import transfer
 from facecast.train.options import ModelOptions
@@ -61,8 +63,6 @@ def eyes_mouth_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
 
 def load_faceset(folder: Path, options: ModelOptions, label: str = "faceset", quiet: bool = True) -> Faceset:
     """Read every aligned face of `folder`, check its face type, resize to the model resolution."""
-    from facecast.console import track
-
     folder = Path(folder)
     if not folder.is_dir():
         raise FacecastError(f"{label} folder {folder} not found; run `facecast extract` first")
@@ -71,29 +71,57 @@ def load_faceset(folder: Path, options: ModelOptions, label: str = "faceset", qu
         raise FacecastError(f"{label} folder {folder} has no aligned faces; run `facecast extract` first")
     r = options.resolution
     images, masks, ems, yaws = [], [], [], []
+    converted: set[str] = set()
     for path in track(paths, description=f"loading {label}", quiet=quiet):
         face = read_aligned(path)
         meta = face.meta
+        img, lm, xseg = to_model_face(face.image, meta, options, path)
         if meta.face_type != options.face_type:
-            raise FacecastError(
-                f"{path}: face type {meta.face_type!r} but the model trains {options.face_type!r}; "
-                f"extract with --face-type {options.face_type} or create a model with --face-type {meta.face_type}"
-            )
-        scale = r / face.image.shape[0]
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-        img = face.image if face.image.shape[0] == r else cv2.resize(face.image, (r, r), interpolation=interp)
-        lm = meta.landmarks_array * scale
-        xseg = meta.get_xseg_mask()
-        if xseg is not None:
-            mask = cv2.resize(xseg, (r, r), interpolation=cv2.INTER_LINEAR)
-        else:
-            mask = hull_mask(lm, r)
+            converted.add(meta.face_type)
+        mask = xseg if xseg is not None else hull_mask(lm, r)
         images.append(img)
         masks.append(np.clip(mask * 255 + 0.5, 0, 255).astype(np.uint8))
         ems.append(eyes_mouth_mask(lm, r))
         yaws.append(float(meta.pose.get("yaw", 0.0)) if meta.pose else 0.0)
+    if converted:
+        info(f"{label}: {'/'.join(sorted(converted))} faces cropped to the model's {options.face_type} at load", quiet)
     return Faceset(np.stack(images), np.stack(masks), np.stack(ems), np.asarray(yaws, np.float32),
                    [str(p) for p in paths])
+
+
+def to_model_face(image: np.ndarray, meta: AlignedMeta, options: ModelOptions,
+                  path: Path | str = "face") -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """One aligned face as the model sees it: (image, landmarks, xseg mask or None) at its resolution.
+
+    A face of the model's type is only resized. A face whose type covers the model's (a whole_face or
+    head faceset for a full model) is cropped to it in one warp, so an extract default never has to match
+    the preset; a face that holds less than the model needs (full for whole_face) is refused.
+    """
+    r = options.resolution
+    if meta.face_type != options.face_type and not covers(meta.face_type, options.face_type):
+        raise FacecastError(
+            f"{path}: face type {meta.face_type!r} but the model trains {options.face_type!r}, which a "
+            f"{meta.face_type} face does not hold; "
+            f"extract again with --face-type {options.face_type} (or a wider type such as head), "
+            f"or create a model with --face-type {meta.face_type}"
+        )
+    size = image.shape[0]
+    mat = convert_matrix(meta.face_type, size, options.face_type, r)
+    lm = meta.landmarks_array * (size / meta.size if meta.size else 1.0)
+    lm = lm @ mat[:, :2].T + mat[:, 2]
+    xseg = meta.get_xseg_mask()
+    if meta.face_type == options.face_type:
+        interp = cv2.INTER_AREA if r < size else cv2.INTER_CUBIC
+        img = image if size == r else cv2.resize(image, (r, r), interpolation=interp)
+        if xseg is not None:
+            xseg = cv2.resize(xseg, (r, r), interpolation=cv2.INTER_LINEAR)
+        return img, lm, xseg
+    interp = cv2.INTER_AREA if mat[0, 0] < 1 else cv2.INTER_CUBIC
+    img = cv2.warpAffine(image, mat, (r, r), flags=interp, borderMode=cv2.BORDER_REPLICATE)
+    if xseg is not None:
+        xm = convert_matrix(meta.face_type, xseg.shape[0], options.face_type, r)
+        xseg = cv2.warpAffine(xseg, xm, (r, r), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    return img, lm, xseg
 
 
 def yaw_weights(yaw: np.ndarray, bins: int = 16) -> np.ndarray:

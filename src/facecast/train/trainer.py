@@ -201,7 +201,7 @@ class _Run:
         event = {"iter": self.state["iteration"], "event": kind, "message": message, "time": time.time(), **extra}
         self.events.append(event)
         self.history_buffer.append(event)
-        info(f"[yellow]{kind}[/yellow] at iteration {self.state['iteration']}: {message}", self.quiet)
+        info(f"{kind} at iteration {self.state['iteration']}: {message}", self.quiet)
 
     def flush_history(self) -> None:
         if not self.dist.is_main or not self.history_buffer:

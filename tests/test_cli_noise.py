@@ -1,0 +1,54 @@
+"""Native libraries' stderr chatter (mediapipe, TFLite, absl) is silenced at the descriptor level and
+shown with `--verbose`; our own progress and error lines still get through."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from facecast.media.images import write_image
+from facecast.media.synth import Actor, render_clip, sample_photo
+
+NOISE = ("absl::InitializeLog", "inference_feedback_manager", "XNNPACK")
+
+
+@pytest.fixture()
+def dst_frames(workspace):
+    img, lm = sample_photo("takeo")
+    for i, f in enumerate(render_clip([Actor(img, lm, face_px=(80, 90))], size=(200, 150), n_frames=2).frames):
+        write_image(workspace.data("dst") / f"{i:05d}.png", f)
+    return workspace
+
+
+def _extract(ws, *root_options: str, workers: str = "1") -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "FACECAST_VERBOSE")}
+    return subprocess.run([sys.executable, "-m", "facecast", *root_options, "extract", "dst", "-w", str(ws.root),
+                           "--size", "64", "--workers", workers, "--json"],
+                          capture_output=True, text=True, timeout=600, env=env)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_extract_prints_no_native_noise(dst_frames, workers):
+    proc = _extract(dst_frames, workers=workers)
+    assert proc.returncode == 0, proc.stderr
+    assert not [n for n in NOISE if n in proc.stderr], proc.stderr
+
+
+def test_verbose_shows_native_output(dst_frames):
+    proc = _extract(dst_frames, "--verbose")
+    assert proc.returncode == 0, proc.stderr
+    assert any(n in proc.stderr for n in NOISE), proc.stderr
+
+
+def test_python_stderr_still_reaches_the_terminal_inside(capfd):
+    from facecast.console import native_quiet
+
+    with native_quiet():
+        os.write(2, b"native chatter\n")
+        print("our line", file=sys.stderr)
+    os.write(2, b"after\n")
+    err = capfd.readouterr().err
+    assert "native chatter" not in err and "our line" in err and "after" in err
