@@ -26,7 +26,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 
 from facecast.errors import FacecastError
 from facecast.studio.files import safe_path
@@ -198,6 +198,10 @@ def _page_routes(app: FastAPI) -> None:
         if name not in PAGES or not path.is_file():
             raise HTTPException(404, f"no page {name!r}")
         return path
+
+    @app.get("/favicon.ico")
+    def favicon():
+        return Response(status_code=204)
 
     @app.get("/")
     def index():
