@@ -135,9 +135,26 @@ def preview_image(request: Request, model: str) -> Response:
     return Response(cache["data"], media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
+def faceset_face_type(ws) -> str | None:
+    """The face type the src faces were extracted with (a new model must train on the same)."""
+    from facecast.faces.aligned import list_aligned, read_meta
+
+    folder = ws.aligned("src")
+    files = list_aligned(folder) if folder.is_dir() else []
+    if not files:
+        return None
+    try:
+        return read_meta(files[0]).face_type
+    except FacecastError:
+        return None
+
+
 @router.get("/api/train/preset")
-def preset_options(name: str = "tiny") -> dict[str, Any]:
-    return asdict(preset(name))
+def preset_options(request: Request, name: str = "tiny") -> dict[str, Any]:
+    """A preset's options, with face_type set to the workspace faces' type (the trainer requires it)."""
+    options = asdict(preset(name))
+    options["face_type"] = faceset_face_type(request.app.state.workspace) or options["face_type"]
+    return options
 
 
 @router.post("/api/train/start")
@@ -157,6 +174,8 @@ def start(request: Request, body: StartRequest) -> dict[str, Any]:
             raise FacecastError(f"model {model}: {', '.join(fixed)} cannot change after creation; "
                                 "train under a new model name to change them")
         options = {k: v for k, v in options.items() if k not in ARCH_FIXED}
+    elif "face_type" not in options and faceset_face_type(ws):
+        options["face_type"] = faceset_face_type(ws)
     target = stages.train_job(ws, model, None if exists else (body.preset or "saehd"), options,
                               target_iter=body.target_iter, max_iters=body.max_iters, device=body.device)
     job = jobs.submit("train", target, exclusive_key=f"train:{model}", queue=None,
