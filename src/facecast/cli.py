@@ -37,6 +37,7 @@ STAGE_MODULES = (
     "facecast.quality.cli",
     "facecast.provenance.cli",
     "facecast.demo",
+    "facecast.studio.cli",
 )
 
 for _name in STAGE_MODULES:
