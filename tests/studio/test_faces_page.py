@@ -59,6 +59,12 @@ def test_list_is_paged_and_thumbnails_are_cached(client, own_ws):
     from facecast.media.images import decode_image
 
     assert max(decode_image(t.content).shape[:2]) == thumbs.DEFAULT_SIDE
+    # the grid's batched form: the same cached bytes, base64, in listing order
+    import base64
+
+    batch = client.get("/api/faces/dst/thumbs?offset=0&limit=2").json()
+    assert [i["name"] for i in batch["items"]] == names[:2] and batch["total"] == len(names)
+    assert base64.b64decode(batch["items"][0]["data"]) == t.content
     # a rewritten face gets a new thumbnail key (never a stale thumbnail)
     from facecast.faces.aligned import read_meta, update_meta
 

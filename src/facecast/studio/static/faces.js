@@ -3,7 +3,20 @@
 // recoverable delete and restore, and the debug frame + landmarks of a face drawn on a canvas.
 import { api, nav, toast, jobPanel, sse } from '/static/common.js';
 
+// GETs ride on the session cookie: no wait for /api/token before the first screen's requests
+async function get(path) {
+  const resp = await fetch(path, { credentials: 'same-origin' });
+  if (!resp.ok) {
+    let detail = `${resp.status} ${resp.statusText}`;
+    try { detail = (await resp.json()).detail || detail; } catch (_) { /* not JSON */ }
+    throw new Error(detail);
+  }
+  return resp.json();
+}
+
 const PAGE = 300;
+const CHUNK = 32; // thumbnails come in chunks of 32 per request (one request per ~half screen)
+const MAX_CHUNKS = 200; // kept in memory (~6,400 thumbnails); older ones are fetched again if needed
 const params = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
 const grid = $('grid');
@@ -20,7 +33,31 @@ const state = {
   current: null, // name shown in the detail panel
   cell: 128,
   generation: 0, // bumped on every reload, so late page fetches of an old listing are dropped
+  chunks: new Map(), // chunk index -> Map(name -> data URL), in insertion (LRU) order
+  chunkLoading: new Set(),
+  thumbGen: 0, // bumped whenever cached thumbnails become wrong (reload, other thumbnail size)
 };
+
+function thumbFor(i, it) {
+  const chunk = state.chunks.get(Math.floor(i / CHUNK));
+  return chunk ? chunk.get(`${it.name}|${it.v}`) : undefined;
+}
+
+function loadChunk(c) {
+  if (state.chunks.has(c) || state.chunkLoading.has(c)) return;
+  state.chunkLoading.add(c);
+  const gen = state.thumbGen;
+  const q = `offset=${c * CHUNK}&limit=${CHUNK}&removed=${state.removed}&size=${state.cell > 128 ? 256 : 128}`;
+  get(`/api/faces/${state.side}/thumbs?${q}`).then((d) => {
+    state.chunkLoading.delete(c);
+    if (gen !== state.thumbGen) return;
+    const m = new Map();
+    for (const it of d.items) if (it.data) m.set(`${it.name}|${it.v}`, `data:image/jpeg;base64,${it.data}`);
+    state.chunks.set(c, m);
+    while (state.chunks.size > MAX_CHUNKS) state.chunks.delete(state.chunks.keys().next().value);
+    schedule();
+  }).catch((e) => { state.chunkLoading.delete(c); toast(e.message, 'error'); });
+}
 
 function itemAt(i) {
   const page = state.pages.get(Math.floor(i / PAGE));
@@ -32,8 +69,8 @@ async function loadPage(p) {
   if (state.loading.has(p)) return state.loading.get(p);
   const gen = state.generation;
   const q = `offset=${p * PAGE}&limit=${PAGE}&removed=${state.removed}`;
-  const promise = api(`/api/faces/${state.side}/list?${q}`).then((d) => {
-    if (gen !== state.generation) return [];
+  const promise = get(`/api/faces/${state.side}/list?${q}`).then((d) => {
+    if (gen !== state.generation) { state.loading.delete(p); return []; }
     state.total = d.total;
     state.pages.set(p, d.items);
     state.loading.delete(p);
@@ -41,11 +78,6 @@ async function loadPage(p) {
   }).catch((e) => { state.loading.delete(p); toast(e.message, 'error'); return []; });
   state.loading.set(p, promise);
   return promise;
-}
-
-function thumbUrl(it) {
-  return `/api/faces/${state.side}/thumb/${encodeURIComponent(it.name)}?v=${it.v}&size=${state.cell > 128 ? 256 : 128}` +
-    (state.removed ? '&removed=true' : '');
 }
 
 function layout() {
@@ -89,15 +121,19 @@ function render() {
       c.style.top = `${Math.floor(i / cols) * size}px`;
       c.style.width = c.style.height = `${size}px`;
       const img = document.createElement('img');
-      img.loading = 'eager';
       img.decoding = 'async';
       img.alt = it.name;
-      img.src = thumbUrl(it);
       const label = document.createElement('span');
       label.className = 'label';
       label.textContent = it.name;
       c.append(img, label);
       spacer.appendChild(c);
+    }
+    const img = c.firstChild;
+    if (!img.getAttribute('src')) {
+      const data = thumbFor(i, it);
+      if (data) img.src = data;
+      else loadChunk(Math.floor(i / CHUNK));
     }
     c.classList.toggle('sel', state.selected.has(it.name));
     c.classList.toggle('cur', state.current === it.name);
@@ -110,6 +146,9 @@ async function reload(keepScroll = true) {
   state.generation++;
   state.pages.clear();
   state.loading.clear();
+  state.chunks.clear();
+  state.chunkLoading.clear();
+  state.thumbGen++;
   const top = keepScroll ? grid.scrollTop : 0;
   spacer.innerHTML = '';
   await loadPage(0);
@@ -276,19 +315,29 @@ async function startJob(path, body) {
 }
 
 async function init() {
+  // the first screen first: its names and thumbnails are requested before anything else on the page
+  $('side').value = state.side;
+  const first = reload(false);
+  for (let c = 0; c < 2; c++) loadChunk(c);
   nav('faces');
   jobPanel($('jobs'), (j) => j.kind.startsWith('faceset'));
-  $('side').value = state.side;
-  const { methods } = await api('/api/faces/sort-methods');
-  $('sort-method').innerHTML = methods.map((m) => `<option>${m}</option>`).join('');
+  get('/api/faces/sort-methods').then(({ methods }) => {
+    $('sort-method').innerHTML = methods.map((m) => `<option>${m}</option>`).join('');
+  });
   $('side').onchange = () => { state.side = $('side').value; state.selected.clear(); history.replaceState(null, '', `?side=${state.side}`); reload(false); };
   $('show-removed').onchange = () => { state.removed = $('show-removed').checked; state.selected.clear(); reload(false); };
   $('sort').onclick = () => startJob(`/api/faces/${state.side}/sort`, { method: $('sort-method').value, reverse: $('sort-reverse').checked });
   $('recover').onclick = () => startJob(`/api/faces/${state.side}/recover-names`);
   $('delete').onclick = deleteSelected;
   $('restore').onclick = restoreSelected;
-  $('zoom').oninput = () => { state.cell = Number($('zoom').value); spacer.innerHTML = ''; render(); };
-  await reload(false);
+  $('zoom').oninput = () => {
+    const big = Number($('zoom').value) > 128;
+    if (big !== state.cell > 128) { state.chunks.clear(); state.chunkLoading.clear(); state.thumbGen++; }
+    state.cell = Number($('zoom').value);
+    spacer.innerHTML = '';
+    render();
+  };
+  await first;
   const want = params.get('face');
   if (want) showFace(want);
   document.body.dataset.ready = '1';
