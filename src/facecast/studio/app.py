@@ -26,9 +26,9 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 
-from facecast.errors import FacecastError
+from facecast.errors import ConsentError, FacecastError
 from facecast.studio.files import safe_path
 from facecast.studio.jobs import JobConflict, JobRunner
 from facecast.workspace import Workspace
@@ -121,7 +121,8 @@ def create_app(workspace: Path | str | Workspace, token: str, *, shutdown_timeou
 
     @app.exception_handler(FacecastError)
     async def _user_error(_request: Request, err: FacecastError):
-        return JSONResponse({"detail": str(err)}, status_code=409 if isinstance(err, JobConflict) else 400)
+        code = 409 if isinstance(err, JobConflict) else 403 if isinstance(err, ConsentError) else 400
+        return JSONResponse({"detail": str(err)}, status_code=code)
 
     @app.exception_handler(KeyError)
     async def _missing(_request: Request, err: KeyError):
@@ -198,6 +199,10 @@ def _page_routes(app: FastAPI) -> None:
         if name not in PAGES or not path.is_file():
             raise HTTPException(404, f"no page {name!r}")
         return path
+
+    @app.get("/favicon.ico")
+    def favicon():
+        return Response(status_code=204)
 
     @app.get("/")
     def index():

@@ -67,6 +67,7 @@ class Job:
     finished: float | None = None
     error: str | None = None
     result: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)  # live figures a page shows (e.g. ms/it)
     logs: deque = field(default_factory=lambda: deque(maxlen=LOG_LINES))
     stop_event: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
@@ -80,7 +81,7 @@ class Job:
             "id": self.id, "kind": self.kind, "title": self.title, "state": self.state, "done": self.done,
             "total": self.total, "message": self.message, "created": self.created, "started": self.started,
             "finished": self.finished, "error": self.error, "result": _jsonable(self.result),
-            "exclusive_key": self.exclusive_key, "queue": self.queue,
+            "exclusive_key": self.exclusive_key, "queue": self.queue, "extra": dict(self.extra),
             "stopping": self.stop_event.is_set() and self.active,
         }
         if logs:

@@ -332,12 +332,15 @@ def train(
     precision: str | None = None,
     quiet: bool = False,
     log_every: int = 1,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
 ) -> TrainResult:
     """Create or resume `model/<model_name>` and train until target_iter, max_iters or Ctrl-C.
 
     `preset_name` is used only when the model is created; `overrides` are option values (architecture
     ones only at creation). `max_iters` bounds this call (tests, benchmarks); `target_iter` is the
-    model's total. `precision`: None/"auto" (as `choose_device` measured), "fp32", "bfloat16", "float16"."""
+    model's total. `precision`: None/"auto" (as `choose_device` measured), "fp32", "bfloat16", "float16".
+    `on_step(iteration, {"ms", "src_loss", "dst_loss", "batch"})` runs after every step (the studio's live
+    progress); raising KeyboardInterrupt from it stops training exactly as Ctrl-C does (saved)."""
     ws = ws if isinstance(ws, Workspace) else Workspace.open(ws)
     _responsible_checks(ws)
     if not model_name or "/" in model_name or model_name.startswith("."):
@@ -455,6 +458,8 @@ def train(
                     run.history_buffer.append({"iter": it, "src_loss": round(sl, 6), "dst_loss": round(dl, 6),
                                                "ms": round((t2 - t0) * 1000, 2), "batch": batch})
                 display.update(it, (t2 - t0) * 1000, batch / max(t2 - t0, 1e-9), sl, dl)
+                if on_step is not None:
+                    on_step(it, {"ms": (t2 - t0) * 1000, "src_loss": sl, "dst_loss": dl, "batch": batch})
                 if dist.is_main and options.preview_every and it % options.preview_every == 0:
                     run.flush_history()
                     write_preview(run.model_dir, run.options.write_preview_history, _eval_batch(run, src_eval, dst_eval))

@@ -82,17 +82,26 @@ export function nav(active) {
   sse('/api/jobs/events', (type) => { if (type === 'job') refresh(); });
 }
 
-// sse(path, onEvent(type, data)): EventSource (the cookie carries the token); returns it (call .close()).
+// sse(path, onEvent(type, data)): server-sent events (the cookie carries the token). One EventSource per
+// path is shared by every listener of the page (browsers allow ~6 connections per host); returns
+// {close()} that removes this listener.
+const streams = new Map();
 export function sse(path, onEvent) {
-  const es = new EventSource(path, { withCredentials: true });
-  for (const type of ['hello', 'job', 'log', 'preview', 'message']) {
-    es.addEventListener(type, (ev) => {
-      let data = ev.data;
-      try { data = JSON.parse(ev.data); } catch (_) { /* plain text */ }
-      onEvent(type, data);
-    });
+  let s = streams.get(path);
+  if (!s) {
+    const es = new EventSource(path, { withCredentials: true });
+    s = { es, listeners: new Set() };
+    for (const type of ['hello', 'job', 'log', 'preview', 'message']) {
+      es.addEventListener(type, (ev) => {
+        let data = ev.data;
+        try { data = JSON.parse(ev.data); } catch (_) { /* plain text */ }
+        for (const fn of s.listeners) fn(type, data);
+      });
+    }
+    streams.set(path, s);
   }
-  return es;
+  s.listeners.add(onEvent);
+  return { close() { s.listeners.delete(onEvent); if (!s.listeners.size) { s.es.close(); streams.delete(path); } } };
 }
 
 // toast(msg, kind): a short message in the corner ('error' kind stays longer).
