@@ -197,3 +197,50 @@ def test_grid_shows_faces_and_delete_moves_one_aside(page, own_ws, screenshot):
     page.wait_for_function("document.querySelectorAll('#grid .cell').length === 0")
     assert (folder / victim).is_file()
     assert page.js_errors == []
+
+
+# -- units: thumbnail cache and the move-aside helpers -------------------------------------------------
+def test_thumbnail_decodes_big_jpegs_reduced_and_keys_on_content(tmp_path):
+    import numpy as np
+
+    from facecast.media.images import decode_image, encode_image
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (512, 384, 3), dtype=np.uint8)
+    data = encode_image(img, ".jpg")
+    assert thumbs.jpeg_size(data) == (384, 512)
+    assert thumbs.jpeg_size(encode_image(img, ".png")) is None
+    small = decode_image(thumbs.make_thumbnail(data, 128))
+    assert small.shape == (128, 96, 3)
+    assert decode_image(thumbs.make_thumbnail(encode_image(img[:100, :80], ".jpg"), 128)).shape == (100, 80, 3)
+    face = tmp_path / "a.jpg"
+    face.write_bytes(data)
+    first = thumbs.thumbnail(tmp_path, face)
+    assert first.is_file() and thumbs.thumbnail(tmp_path, face) == first
+    face.write_bytes(encode_image(img[::-1], ".jpg"))
+    import os
+
+    os.utime(face, ns=(1, 1))
+    assert thumbs.thumbnail(tmp_path, face) != first  # rewritten file: new key
+    assert thumbs.prune(tmp_path, older_than_s=-1) == 2
+
+
+def test_remove_and_restore_faces_units(tmp_path):
+    from facecast.errors import FacecastError
+    from facecast.faceset.aside import remove_faces, removed_faces, restore_faces
+
+    folder = tmp_path / "aligned"
+    folder.mkdir()
+    for n in ("a.jpg", "b.jpg", "c.png"):
+        (folder / n).write_bytes(n.encode())
+    with pytest.raises(FacecastError, match="no face named"):
+        remove_faces(folder, ["a.jpg", "zz.jpg"])
+    assert (folder / "a.jpg").is_file()  # checked before anything moved
+    with pytest.raises(FacecastError, match="not a face file name"):
+        remove_faces(folder, ["../x.jpg"])
+    assert remove_faces(folder, ["a.jpg", "c.png"])["moved"] == ["a.jpg", "c.png"]
+    assert [p.name for p in removed_faces(folder)] == ["a.jpg", "c.png"]
+    (folder / "a.jpg").write_bytes(b"new a")  # a new face took the name meanwhile
+    restored = restore_faces(folder)["restored"]
+    assert restored == ["a_1.jpg", "c.png"] and (folder / "a_1.jpg").read_bytes() == b"a.jpg"
+    assert removed_faces(folder) == []
