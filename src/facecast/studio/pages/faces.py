@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
 from facecast.errors import FacecastError
-from facecast.faces.aligned import list_aligned, read_meta
+from facecast.faces.aligned import read_meta
 from facecast.faceset.aside import remove_faces, removed_faces, removed_folder, restore_faces
 from facecast.faceset.sort import SORT_METHODS, recover_names, sort_faceset
 from facecast.studio import thumbs
