@@ -167,3 +167,38 @@ def test_drag_a_landmark_rewrites_the_aligned_face(page, own_ws, screenshot):
     assert np.abs(after.image.astype(int) - before.image.astype(int)).mean() > 0.5  # new pixels
     assert after.meta.detector["name"] == "manual"
     assert page.js_errors == []
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_missed_frame_draw_a_box_detect_and_save(page, own_ws):
+    """The DFL manual re-extract path: a frame without a face is first in the queue; a box drawn with the
+    mouse gets landmarks from the model, Enter saves an aligned face for it."""
+    face = list_aligned(own_ws.aligned("dst"))[4]
+    meta = read_meta(face)
+    frame = meta.source.filename
+    face.unlink()
+    page.goto(f"{page.base}/fixframe?side=dst")
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.locator("#queue li").first.get_attribute("data-frame") == frame
+    assert "missed" in page.locator("#queue li").first.inner_text()
+    assert page.evaluate("window.fixframe.state.lm") is None
+    x0, y0, x1, y1 = meta.source.rect
+    box = page.locator("#canvas").bounding_box()
+    a = page.evaluate(f"window.fixframe.toScreen([{x0}, {y0}])")
+    b = page.evaluate(f"window.fixframe.toScreen([{x1}, {y1}])")
+    page.mouse.move(box["x"] + a[0], box["y"] + a[1])
+    page.mouse.down()
+    page.mouse.move(box["x"] + (a[0] + b[0]) / 2, box["y"] + (a[1] + b[1]) / 2)
+    page.mouse.move(box["x"] + b[0], box["y"] + b[1])
+    page.mouse.up()
+    page.wait_for_function("window.fixframe.state.lm !== null && window.fixframe.state.lm.length === 68")
+    lm = np.array(page.evaluate("window.fixframe.state.lm"))
+    assert np.abs(lm - meta.source_landmarks).mean() < 4.0  # the model found the face in the drawn box
+    page.wait_for_function("document.getElementById('aligned').naturalWidth > 0")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("body[data-saved]")
+    new = read_aligned(face)  # extract's name for the frame's face
+    assert new.meta.source.filename == frame and new.meta.detector["name"] == "manual"
+    assert np.allclose(new.meta.source_landmarks, lm, atol=1e-3)
+    assert page.js_errors == []

@@ -110,7 +110,7 @@ function draw() {
   let base = st.img;
   if (st.view === 'baked') base = bakedMask();
   else if (st.view === 'xseg' || st.view === 'overlay') base = maskCanvas(st.view === 'overlay') || st.img;
-  ctx.imageSmoothingEnabled = st.v.s < 2;
+  ctx.imageSmoothingEnabled = st.v.s < 4;
   ctx.drawImage(base, x0, y0, d, d);
   const [inc, exc] = SCHEMES[st.scheme];
   const polys = st.cur ? [...st.polys, st.cur] : st.polys;
