@@ -187,6 +187,14 @@ class JobRunner:
                 self._changed.wait(0.5)
 
     def _run(self, job: Job, target: Callable[[JobContext], Any]) -> None:
+        try:
+            self._run_job(job, target)
+        except KeyboardInterrupt:  # an async stop delivered just after the target returned
+            pass
+        if job.active:
+            self._finish(job, "stopped", None, None)
+
+    def _run_job(self, job: Job, target: Callable[[JobContext], Any]) -> None:
         ctx = JobContext(self, job)
         if not self._wait_turn(job):
             self._finish(job, "stopped", None, None)

@@ -34,12 +34,20 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
+_MASK_CACHE: dict[str, tuple[int, dict[str, int]]] = {}
+
+
 def _masks(folder: Path) -> dict[str, int]:
+    """Faces with drawn polygons / XSeg masks (cached until the folder changes: saves are renames)."""
     from facecast.faces.aligned import list_aligned, read_meta
 
     out = {"polygons": 0, "xseg": 0, "scanned": 0}
     if not folder.is_dir():
         return out
+    stamp = folder.stat().st_mtime_ns
+    cached = _MASK_CACHE.get(str(folder))
+    if cached and cached[0] == stamp:
+        return dict(cached[1])
     for path in list_aligned(folder)[:MASK_SCAN_LIMIT]:
         try:
             meta = read_meta(path)
@@ -48,6 +56,7 @@ def _masks(folder: Path) -> dict[str, int]:
         out["scanned"] += 1
         out["polygons"] += bool(getattr(meta, "mask_polygons", None))
         out["xseg"] += bool(getattr(meta, "xseg_mask", None))
+    _MASK_CACHE[str(folder)] = (stamp, dict(out))
     return out
 
 

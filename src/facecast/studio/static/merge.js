@@ -148,6 +148,7 @@ function ticks() {
   const box = $('ticks');
   box.innerHTML = '';
   const n = Math.max(1, S.frames.length - 1);
+  if (S.frames.length > 3000) return; // a tick per frame stops helping (and costs) on long clips
   S.frames.forEach((f, i) => {
     if (S.overrides[f]) box.appendChild(el('span', { class: 'ov', style: `left:${(100 * i) / n}%`, title: `${f}: override` }));
     if (S.merged.has(f)) box.appendChild(el('span', { class: 'mg', style: `left:${(100 * i) / n}%` }));

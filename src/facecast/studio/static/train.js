@@ -131,7 +131,10 @@ async function refresh(name = model) {
   const sel = $('model');
   const known = ST.models.map((m) => m.name);
   sel.innerHTML = '';
-  for (const m of ST.models) sel.appendChild(el('option', { value: m.name }, `${m.name} (iter ${m.iteration})`));
+  for (const m of ST.models) {
+    const it = ST.state && ST.state.model === m.name && ST.state.exists ? ST.state.iteration : m.iteration;
+    sel.appendChild(el('option', { value: m.name }, `${m.name} (iter ${it})`));
+  }
   if (ST.state && !known.includes(ST.state.model)) sel.appendChild(el('option', { value: ST.state.model }, `${ST.state.model} (new)`));
   if (ST.state) { model = ST.state.model; sel.value = model; }
   if (!$('preset').children.length) {
