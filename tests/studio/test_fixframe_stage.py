@@ -48,6 +48,8 @@ def test_given_true_landmarks_the_manual_face_matches_extract(extracted, tmp_pat
     assert again.meta.identity == ref.meta.identity and tuple(again.meta.source.frame_size) == (320, 240)
     # marked as placed by hand, and remembered for a later `extract --landmarks`
     assert again.meta.detector["name"] == "manual" and again.meta.extra["manual"] is True
+    gate = getattr(again.meta, "content_gate", None) or again.meta.extra["content_gate"]
+    assert gate["verdict"] == "ok" and 0.0 <= gate["score"] < 0.5  # the frame passed the content gate
     saved = json.loads((ws.data("dst") / manual.MANUAL_LANDMARKS_FILE).read_text())
     assert np.allclose(saved["00001.png"], ref.meta.source_landmarks, atol=1e-3)
     assert path.read_bytes() != ref_bytes  # metadata changed, pixels not

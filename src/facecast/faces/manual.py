@@ -195,13 +195,27 @@ def _record_landmarks(ws: Workspace, side: str, frame_name: str, lm: np.ndarray)
     atomic_write_bytes(path, json.dumps(data, sort_keys=True).encode())
 
 
-def _responsible_checks(ws: Workspace, side: str, image: np.ndarray, name: str) -> None:
-    """As in extract: a src face needs the source person's consent; every frame passes the content gate."""
-    from facecast.provenance import check_content, require_consent
+def _responsible_checks(ws: Workspace, side: str, image: np.ndarray, name: str) -> dict[str, Any]:
+    """As in extract: a src face needs the source person's consent; every frame passes the content gate
+    (raises ContentRefused). Returns the gate's verdict, which the face's metadata records as extract's
+    faces do (`content_gate`)."""
+    from facecast.provenance import content_gate, require_consent
 
     if side == "src":
         require_consent(ws)
-    check_content(image, name)
+    gate = content_gate()
+    score = gate.check(image, name)
+    model = getattr(gate, "model_id", None) or ("open_nsfw" if getattr(gate, "model_path", None) else "stand-in")
+    return {"model": str(model), "score": round(float(score), 5), "verdict": "ok",
+            "policy": "scored when the face was placed by hand (studio: fix a frame)"}
+
+
+def _set_gate(meta: AlignedMeta, verdict: dict[str, Any]) -> None:
+    """`content_gate` as a metadata field where AlignedMeta has one, else in `extra` (as extract does)."""
+    if "content_gate" in AlignedMeta.__dataclass_fields__:
+        setattr(meta, "content_gate", dict(verdict))
+    else:
+        meta.extra["content_gate"] = dict(verdict)
 
 
 def _detector_version() -> str:
@@ -222,7 +236,7 @@ def save_manual_face(ws: Workspace, side: str, frame_name: str, landmarks: Any,
     h, w = image.shape[:2]
     if not ((lm[:, 0] > -w) & (lm[:, 0] < 2 * w) & (lm[:, 1] > -h) & (lm[:, 1] < 2 * h)).all():
         raise FacecastError(f"{frame_name}: landmarks lie far outside the {w}x{h} frame")
-    _responsible_checks(ws, side, image, frame_name)
+    verdict = _responsible_checks(ws, side, image, frame_name)
     settings = face_settings(ws, side)
     get_face_type(settings.face_type)
     folder = ws.aligned(side)
@@ -244,6 +258,7 @@ def save_manual_face(ws: Workspace, side: str, frame_name: str, landmarks: Any,
         mask_polygons=_carry_polygons(old, mat, settings.size),
         detector={"name": MANUAL_DETECTOR, "version": _detector_version()}, extra=extra,
     )
+    _set_gate(meta, verdict)
     write_aligned(out, aligned, meta, jpeg_quality=settings.jpeg_quality)
     if side == "dst":
         ws.aligned_debug.mkdir(parents=True, exist_ok=True)
