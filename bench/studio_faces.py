@@ -166,14 +166,16 @@ def browser_first_screen(url: str, token: str, runs: int) -> list[float]:
             ctx = browser.new_context(viewport=VIEWPORT)
             page = ctx.new_page()
             page.goto(f"{url}/api/jobs?token={token}")  # sign in (sets the cookie), outside the timing
-            page.goto(f"{url}/faces")
-            page.wait_for_function(
+            page.goto(f"{url}/faces", wait_until="commit")  # poll from the first byte on
+            # the predicate returns the page's own clock when it first holds (not the later evaluate)
+            handle = page.wait_for_function(
                 "(() => { const imgs = [...document.querySelectorAll('#grid .cell img')];"
                 " const g = document.getElementById('grid').getBoundingClientRect();"
                 " const vis = imgs.filter(i => { const r = i.getBoundingClientRect(); return r.top < g.bottom && r.bottom > g.top; });"
-                " return vis.length > 0 && vis.every(i => i.getAttribute('src') && i.complete && i.naturalWidth > 0); })()",
+                " const ok = vis.length > 0 && vis.every(i => i.getAttribute('src') && i.complete && i.naturalWidth > 0);"
+                " return ok ? performance.now() : false; })()",
                 polling="raf", timeout=60_000)
-            out.append(page.evaluate("performance.now()") / 1000.0)  # ms since navigation start
+            out.append(handle.json_value() / 1000.0)  # s since navigation start
             ctx.close()
         browser.close()
     return out

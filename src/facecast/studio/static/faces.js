@@ -14,6 +14,15 @@ async function get(path) {
   return resp.json();
 }
 
+// the requests faces.html started before this module loaded (first list page, first two chunks)
+const prefetched = window.facesFirst || null;
+function takeFirst(kind, index) {
+  if (!prefetched || prefetched.side !== state.side || state.removed || state.cell > 128) return null;
+  if (kind === 'list' && index === 0 && prefetched.list) { const p = prefetched.list; prefetched.list = null; return p; }
+  if (kind === 'chunk' && prefetched.chunks[index]) { const p = prefetched.chunks[index]; prefetched.chunks[index] = null; return p; }
+  return null;
+}
+
 const PAGE = 300;
 const CHUNK = 32; // thumbnails come in chunks of 32 per request (one request per ~half screen)
 const MAX_CHUNKS = 200; // kept in memory (~6,400 thumbnails); older ones are fetched again if needed
@@ -48,9 +57,10 @@ function loadChunk(c) {
   state.chunkLoading.add(c);
   const gen = state.thumbGen;
   const q = `offset=${c * CHUNK}&limit=${CHUNK}&removed=${state.removed}&size=${state.cell > 128 ? 256 : 128}`;
-  get(`/api/faces/${state.side}/thumbs?${q}`).then((d) => {
+  const pre = takeFirst('chunk', c);
+  (pre || get(`/api/faces/${state.side}/thumbs?${q}`)).then((d) => {
     state.chunkLoading.delete(c);
-    if (gen !== state.thumbGen) return;
+    if (gen !== state.thumbGen || !d) return;
     const m = new Map();
     for (const it of d.items) if (it.data) m.set(`${it.name}|${it.v}`, `data:image/jpeg;base64,${it.data}`);
     state.chunks.set(c, m);
@@ -69,7 +79,9 @@ async function loadPage(p) {
   if (state.loading.has(p)) return state.loading.get(p);
   const gen = state.generation;
   const q = `offset=${p * PAGE}&limit=${PAGE}&removed=${state.removed}`;
-  const promise = get(`/api/faces/${state.side}/list?${q}`).then((d) => {
+  const pre = takeFirst('list', p);
+  const promise = (pre || get(`/api/faces/${state.side}/list?${q}`)).then((d) => {
+    if (!d) throw new Error('could not list the faces');
     if (gen !== state.generation) { state.loading.delete(p); return []; }
     state.total = d.total;
     state.pages.set(p, d.items);
