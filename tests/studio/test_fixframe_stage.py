@@ -112,6 +112,10 @@ def test_review_queue_orders_missed_interpolated_then_outliers(extracted):
     assert order.index("00005.png") < order.index("00004.png") < order.index("00000.png")
     # a hand-fixed face is not queued again as low confidence or outlier
     assert "00001.png" not in by_frame
+    # DeepFaceLab's way of marking a bad face: delete its aligned_debug image
+    (ws.aligned_debug / "00001.jpg").unlink()
+    by_frame = {e["frame"]: e["reasons"] for e in manual.review_queue(ws, "dst")}
+    assert by_frame["00001.png"] == ["debug_deleted"]
 
 
 def test_refusals(extracted, monkeypatch, tmp_path):

@@ -27,7 +27,8 @@ from facecast.media.images import encode_image
 from facecast.studio.pages.faces import LISTINGS, face_file, face_folder, fail, submit_job, workspace
 
 router = APIRouter(prefix="/api/masks", tags=["masks"])
-_LOCK = threading.Lock()
+_LOCK = threading.Lock()  # read-modify-write of a face's metadata
+_MODEL_LOCK = threading.Lock()  # loading a segmenter (a second request waits for the first load)
 
 
 class PolygonsBody(BaseModel):
@@ -140,7 +141,7 @@ def _segmenter(request: Request, model: str) -> Any:
     version = store.read_state(model_dir).version
     caches = request.app.state.caches
     key = ("xseg", str(model_dir))
-    with _LOCK:
+    with _MODEL_LOCK:
         hit = caches.get(key)
         if hit is None or hit[0] != version:
             hit = (version, load_segmenter(model_dir, device="cpu", batch_size=1))

@@ -383,7 +383,7 @@ document.addEventListener('keydown', (ev) => {
   else if (k === 'enter') closeCur();
   else if (k === 'escape') { if (st.cur) { push(); st.cur = null; changed(); } }
   else if (k === 'delete' || k === 'backspace') { ev.preventDefault(); deletePoly(); }
-  else if (k === 'a') step(ev.shiftKey ? -5 : -1, ctrl);
+  else if (k === 'a') { if (ctrl) ev.preventDefault(); step(ev.shiftKey ? -5 : -1, ctrl); }
   else if (k === 'd') { if (ctrl) ev.preventDefault(); step(ev.shiftKey ? 5 : 1, ctrl); }
   else if (k === 'c' && !ctrl) copyPrev();
   else if (k === 's') save();
