@@ -277,27 +277,38 @@ async function go(i) {
 }
 
 async function loadList(want) {
+  // a frame asked for (from the Faces page) opens at once; the queue, which reads every face's
+  // metadata (seconds on a long clip), fills in beside it
+  let opened = null;
+  if (want) {
+    st.list = [{ frame: want, reasons: [] }];
+    st.index = 0;
+    renderList();
+    opened = openFrame(want);
+  }
   const all = $('all-frames').checked;
+  const q = await api(`/api/fixframe/${st.side}/queue`);
   if (all) {
     const { frames } = await api(`/api/fixframe/${st.side}/frames`);
-    const q = await api(`/api/fixframe/${st.side}/queue`);
     const reasons = Object.fromEntries(q.entries.map((e) => [e.frame, e.reasons]));
     st.list = frames.map((f) => ({ frame: f, reasons: reasons[f] || [] }));
     $('queue-summary').textContent = `${frames.length} frames, ${q.entries.length} to review`;
   } else {
-    const q = await api(`/api/fixframe/${st.side}/queue`);
     st.list = q.entries;
     $('queue-summary').textContent = `${q.entries.length} of ${q.frames} frames to review`;
   }
-  let i = want ? st.list.findIndex((e) => e.frame === want) : 0;
-  if (want && i < 0) { st.list.unshift({ frame: want, reasons: [] }); i = 0; }
+  const current = st.frame || want;
+  let i = current ? st.list.findIndex((e) => e.frame === current) : 0;
+  if (current && i < 0) { st.list.unshift({ frame: current, reasons: [] }); i = 0; }
+  if (opened) await opened;
+  if (opened || (st.img && st.frame === current)) { st.index = i; renderList(); return; }
   renderList();
   if (st.list.length) await go(Math.max(0, i));
   else { $('frame-status').textContent = 'nothing to review: tick "all frames" to browse every frame'; document.body.dataset.ready = '1'; }
 }
 
 document.addEventListener('keydown', (ev) => {
-  if (ev.target.tagName === 'INPUT' || ev.target.tagName === 'SELECT') return;
+  if ((ev.target.tagName === 'INPUT' && ev.target.type !== 'checkbox') || ev.target.tagName === 'SELECT') return;
   if (ev.key === 'Enter') { ev.preventDefault(); save().then((ok) => ok && go(st.index + 1)); }
   else if (ev.key === 'ArrowRight' || ev.key === '.') go(st.index + 1);
   else if (ev.key === 'ArrowLeft' || ev.key === ',') go(st.index - 1);
@@ -323,8 +334,8 @@ function reset() {
 async function init() {
   nav('fixframe');
   $('side').value = st.side;
-  $('side').onchange = () => { st.side = $('side').value; loadList(); };
-  $('all-frames').onchange = () => loadList(st.frame);
+  $('side').onchange = () => { st.side = $('side').value; st.frame = null; st.img = null; loadList(null); };
+  $('all-frames').onchange = () => loadList(null);
   $('detect').onclick = detect;
   $('reset').onclick = reset;
   $('save').onclick = save;

@@ -373,7 +373,7 @@ function status() {
 }
 
 document.addEventListener('keydown', (ev) => {
-  if (['INPUT', 'SELECT'].includes(ev.target.tagName)) return;
+  if ((ev.target.tagName === 'INPUT' && ev.target.type !== 'checkbox') || ev.target.tagName === 'SELECT') return;
   const k = ev.key.toLowerCase();
   const ctrl = ev.ctrlKey || ev.metaKey;
   if (ctrl && k === 'z') { ev.preventDefault(); ev.shiftKey ? redo() : undo(); }
@@ -451,8 +451,8 @@ async function init() {
   $('del-poly').onclick = deletePoly;
   $('copy-prev').onclick = copyPrev;
   $('save').onclick = save;
-  $('view').onchange = () => setView($('view').value);
-  $('model').onchange = () => { st.maskKey = ''; if (st.view !== 'polys') setView(st.view); };
+  $('view').onchange = () => { $('view').blur(); setView($('view').value); };
+  $('model').onchange = () => { $('model').blur(); st.maskKey = ''; if (st.view !== 'polys') setView(st.view); };
   $('train').onclick = startTraining;
   $('train-model').onchange = refreshPreview;
   window.addEventListener('resize', fit);
@@ -464,8 +464,16 @@ async function init() {
 
 async function start(want) {
   await page(0);
-  const lab = await api(`/api/masks/${st.side}/labelled`);
-  st.labelled = new Set(lab.names);
+  // which faces carry labels: the first call reads every face's metadata (seconds on a big set), so
+  // the editor opens without waiting for it
+  st.labelled = new Set();
+  const side = st.side;
+  api(`/api/masks/${side}/labelled`).then((lab) => {
+    if (side !== st.side) return;
+    for (const n of lab.names) st.labelled.add(n);
+    status();
+    renderStrip();
+  }).catch((e) => toast(e.message, 'error'));
   if (!st.total) { $('status').textContent = `no faces in data_${st.side}/aligned`; document.body.dataset.ready = '1'; return; }
   let i = 0;
   if (want) {
