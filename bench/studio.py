@@ -48,40 +48,49 @@ def _client(app, token):
     return c
 
 
-def merger_latency(size_name: str, changes: int, tmp: Path) -> dict:
+def merger_latency(size_name: str, changes: int, tmp: Path, max_width: int | None = None) -> dict:
     from facecast.demo import weights
     from facecast.merge.testing import build_dst_workspace
     from facecast.studio.app import create_app
     from facecast.workspace import Workspace
 
     w, h = SIZES[size_name]
-    ws = Workspace.open(tmp / f"ws_{size_name}", create=True)
+    ws = Workspace.open(tmp / f"ws_{size_name}_{max_width}", create=True)
     frames = build_dst_workspace(ws, n_frames=4, size=(w, h), aligned_size=256, face_px=(h * 0.26, h * 0.3))
     weights.install(ws.model(MODEL), weights.shipped_weights())
     token = "b" * 24
     with _client(create_app(ws, token), token) as c:
+        cpu: list[float] = []
+
         def ask(frame: str, settings: dict) -> tuple[float, float]:
-            t0 = time.perf_counter()
-            r = c.post("/api/merge/preview", json={"model": MODEL, "frame": frame, "settings": settings})
+            t0, c0 = time.perf_counter(), time.process_time()
+            r = c.post("/api/merge/preview", json={"model": MODEL, "frame": frame, "settings": settings,
+                                                   "max_width": max_width})
             r.raise_for_status()
             assert r.headers["content-type"] == "image/jpeg" and len(r.content) > 1000
+            cpu.append((time.process_time() - c0) * 1000)
             return (time.perf_counter() - t0) * 1000, float(r.headers["x-render-ms"])
 
         first_ms, _ = ask(frames[0], {"erode": 0})  # loads the model, predicts the frame
         round_trip, server = [], []
+        cpu.clear()
         transfers = ("rct", "none", "lct", "rct")
         for i in range(changes):
             settings = {"erode": (i * 7) % 60 - 10, "blur": (i * 5) % 40, "color_transfer": transfers[i % 4]}
             rt, sv = ask(frames[0], settings)
             round_trip.append(rt)
             server.append(sv)
+        change_cpu = list(cpu)
         new_frame = [ask(f, {"erode": 3})[0] for f in frames[1:]]
     rt_sorted = sorted(round_trip)
     return {
-        "size": size_name, "frame": f"{w}x{h}", "changes": changes,
+        "size": size_name, "frame": f"{w}x{h}", "sent": f"{min(w, max_width or w)} px wide", "changes": changes,
         "median_ms": round(statistics.median(round_trip), 1),
         "p90_ms": round(rt_sorted[int(0.9 * (len(rt_sorted) - 1))], 1),
         "server_median_ms": round(statistics.median(server), 1),
+        # CPU time of this process per change (server and client): a figure the machine's load inflates
+        # far less than wall time; the render is mostly one thread, so on free cores wall ~ CPU
+        "cpu_median_ms": round(statistics.median(change_cpu), 1),
         "new_frame_median_ms": round(statistics.median(new_frame), 1),
         "first_request_ms": round(first_ms, 1),
         "load": load(),
@@ -200,6 +209,8 @@ def page_cpu_share(base: str, token: str, runs: list, tmp: Path, model: str, sec
     page_only = max(0.0, page_rate - base_rate)
     return {"server_cpu_s_per_s_idle": round(base_rate, 4), "server_cpu_s_per_s_page": round(page_rate, 4),
             "training_cpu_s_per_s": round(train_rate, 3),
+            # what the same page cost is against training that has 2 free cores (2 CPU-s per s)
+            "page_share_of_2_free_cores_pct": round(100 * page_only / 2.0, 2),
             "page_share_of_training_cpu_pct": round(100 * page_only / train_rate, 2), "load": load()}
 
 
@@ -209,18 +220,32 @@ def main() -> None:
     ap.add_argument("--train-iters", type=int, default=20)
     ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("--skip-train", action="store_true")
+    ap.add_argument("--skip-merger", action="store_true", help="keep the merger rows of the last results file")
     args = ap.parse_args()
     os.environ.setdefault("FACECAST_HOME", tempfile.mkdtemp(prefix="facecast-home-"))
     import torch
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     results: dict = {"load_start": load()}
+    from _common import RESULTS
+
+    try:  # a partial rerun keeps the other part's last figures
+        previous = json.loads((RESULTS / "studio.json").read_text())["results"]
+    except (OSError, KeyError, ValueError):
+        previous = {}
     with tempfile.TemporaryDirectory(prefix="bench-studio-") as tmp:
-        rows = [merger_latency(s, args.changes, Path(tmp)) for s in SIZES]
-        results["merger"] = rows
-        print_table(rows, "interactive merger: settings change -> re-rendered frame (client round trip)")
-        write_results("studio", results)
-        if not args.skip_train:
+        # full frames, then 1080p as the page asks for it in a 1280-px-wide window (display width)
+        if args.skip_merger:
+            results["merger"] = previous.get("merger")
+        else:
+            rows = [merger_latency(s, args.changes, Path(tmp)) for s in SIZES]
+            rows.append(merger_latency("1080p", args.changes, Path(tmp), max_width=1280))
+            results["merger"] = rows
+            print_table(rows, "interactive merger: settings change -> re-rendered frame (client round trip)")
+        if args.skip_train:
+            if "training_page" in previous:
+                results["training_page"] = previous["training_page"]
+        else:
             results["training_page"] = training_overhead(args.train_iters, args.pairs, Path(tmp))
             t = results["training_page"]
             print_table([{k: t[k] for k in ("median_ms_without_page", "median_ms_with_page", "overhead_pct", "load")}],

@@ -136,3 +136,28 @@ def test_errors_become_failed_jobs_and_shutdown_stops_everything():
     assert running.state == "stopped"
     with pytest.raises(FacecastError):
         runner.submit("train", forever)
+
+
+def test_closing_the_server_stops_jobs_cleanly(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from facecast.studio.app import create_app
+    from facecast.workspace import Workspace
+
+    saved = []
+
+    def training(ctx):
+        try:
+            while True:
+                ctx.progress(1, None)
+                time.sleep(0.01)
+        except KeyboardInterrupt:
+            saved.append("saved")  # the trainer's Ctrl-C save
+            raise
+
+    app = create_app(Workspace.open(tmp_path / "ws", create=True), "t" * 24)
+    with TestClient(app):
+        job = app.state.jobs.submit("train", training, queue=None)
+        time.sleep(0.2)
+        assert job.state == "running"
+    assert job.state == "stopped" and saved == ["saved"]

@@ -39,6 +39,7 @@ class PreviewRequest(BaseModel):
     settings: dict[str, Any] | None = None  # full or partial settings; None = the session's for this frame
     view: str = "after"
     quality: int = 88
+    max_width: int | None = None  # the page asks for its display width: no point sending 1920 px to 700
 
 
 class SettingsRequest(BaseModel):
@@ -141,7 +142,8 @@ def _frames(ws) -> list[str]:
     return [p.name for p in list_images(folder)] if folder.is_dir() else []
 
 
-def render_preview(app, model: str, frame: str, settings: MergeSettings, view: str = "after") -> np.ndarray:
+def render_preview(app, model: str, frame: str, settings: MergeSettings, view: str = "after",
+                   max_width: int | None = None) -> np.ndarray:
     """The frame as `merge` would write it (watermarked), or its before/mask/split view; RGB uint8."""
     from facecast.merge.merger import preview
 
@@ -167,7 +169,12 @@ def render_preview(app, model: str, frame: str, settings: MergeSettings, view: s
         image[:, half - 1 : half + 1] = (255, 255, 255)
     else:
         image = result.image
-    return watermark_frame(ws, image)
+    if max_width and image.shape[1] > max_width:
+        import cv2
+
+        h = round(image.shape[0] * max_width / image.shape[1])
+        image = cv2.resize(image, (max_width, h), interpolation=cv2.INTER_AREA)
+    return watermark_frame(ws, image)  # after any resize: the image served is the one that carries it
 
 
 def _warm(app, model: str) -> None:
@@ -205,7 +212,8 @@ def render(request: Request, body: PreviewRequest) -> Response:
     session = _session(ws, body.model)
     base = session.effective(body.frame)
     settings = base.with_overrides(body.settings, "preview settings") if body.settings else base
-    image = render_preview(request.app, body.model, body.frame, settings, body.view)
+    image = render_preview(request.app, body.model, body.frame, settings, body.view,
+                           max(320, body.max_width) if body.max_width else None)
     data = encode_image(image, ".jpg", jpeg_quality=max(50, min(95, body.quality)))
     ms = (time.perf_counter() - t0) * 1000
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store", "X-Render-Ms": f"{ms:.1f}",

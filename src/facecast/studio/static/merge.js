@@ -83,7 +83,9 @@ async function render() {
   inflight = true; queued = false;
   $('busy').hidden = false;
   const t0 = performance.now();
-  const want = { model: S.model, frame: frame(), settings: { ...S.cur }, view: S.view };
+  const stage = document.querySelector('.stage');
+  const maxWidth = Math.round(Math.min(3840, stage.clientWidth * (window.devicePixelRatio || 1)));
+  const want = { model: S.model, frame: frame(), settings: { ...S.cur }, view: S.view, max_width: maxWidth };
   try {
     const resp = await api('/api/merge/preview', { method: 'POST', json: want, raw: true });
     const blob = await resp.blob();
