@@ -196,6 +196,18 @@ def test_draw_polygon_with_the_mouse_saves_it_in_metadata(page, own_ws, screensh
     page.wait_for_function("window.masks.state.polys.length === 0")
     page.keyboard.press("Control+Shift+z")
     page.wait_for_function("window.masks.state.polys.length === 2")
+    # right-click a point deletes it (the 4-point include keeps 3); Delete removes the polygon under the mouse
+    sx, sy = page.evaluate("window.masks.toScreen(window.masks.state.polys[0].points[1])")
+    box = page.locator("#canvas").bounding_box()
+    page.mouse.click(box["x"] + sx, box["y"] + sy, button="right")
+    assert page.evaluate("window.masks.state.polys[0].points.length") == 3
+    mx, my = page.evaluate(f"window.masks.toScreen([{0.5 * size}, {0.71 * size}])")
+    page.mouse.move(box["x"] + mx, box["y"] + my)  # inside the exclude triangle (drawn last: on top)
+    page.keyboard.press("Delete")
+    assert [p["type"] for p in page.evaluate("window.masks.state.polys")] == ["include"]
+    page.keyboard.press("Control+z")
+    page.keyboard.press("Control+z")
+    page.wait_for_function("window.masks.state.polys.length === 2 && window.masks.state.polys[0].points.length === 4")
     page.keyboard.press("a")
     page.wait_for_function(f"document.getElementById('face-name').textContent === '{target.name}'")
     assert len(read_meta(faces[2]).mask_polygons) == 2
