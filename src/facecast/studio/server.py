@@ -49,7 +49,7 @@ def serve(workspace: Path | str, host: str = "127.0.0.1", port: int | None = Non
     ws = Workspace.open(workspace)
     token = token or new_token()
     if host not in LOOPBACK:
-        err_console.print(f"[yellow]warning:[/yellow] --host {host} makes the studio reachable from other "
+        err_console.print(f"warning: --host {host} makes the studio reachable from other "
                           "machines; anyone with the link can run jobs on this workspace. Use 127.0.0.1 "
                           "unless you trust the network.", highlight=False)
     try:
@@ -58,7 +58,7 @@ def serve(workspace: Path | str, host: str = "127.0.0.1", port: int | None = Non
         raise FacecastError(f"cannot bind {host}: {err.strerror}") from None
     app = create_app(ws, token)
     url = studio_url(host, port, token)
-    out_console.print(f"facecast studio for {ws.root}\n  open: [bold]{url}[/bold]\n  (Ctrl-C stops the "
+    out_console.print(f"facecast studio for {ws.root}\n  open: {url}\n  (Ctrl-C stops the "
                       "studio; running jobs are stopped and keep their work)", highlight=False, soft_wrap=True)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
