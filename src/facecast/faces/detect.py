@@ -38,6 +38,7 @@ class DetectedFace:
     rect: tuple[float, float, float, float]  # x0, y0, x1, y1 in frame pixels
     score: float
     landmarks: np.ndarray = field(repr=False)  # 68x2 float64, frame pixels
+    angle: float | None = None  # crop rotation of the landmark HOG box (None: none found), for following
 
 
 class FaceDetector(Protocol):
@@ -87,10 +88,10 @@ class MediapipeDlibDetector:
 
         return f"mediapipe {version('mediapipe')} face_detection short+full; {predictor_version()}"
 
-    def _boxes_once(self, image: np.ndarray, min_score: float) -> list[tuple[tuple[float, float, float, float], float]]:
+    def _boxes_once(self, image: np.ndarray, min_score: float, models: slice = slice(None)) -> list[tuple[tuple[float, float, float, float], float]]:
         h, w = image.shape[:2]
         out = []
-        for model in self._models:
+        for model in self._models[models]:
             result = model.process(image)
             for det in result.detections or []:
                 score = float(det.score[0])
@@ -114,10 +115,28 @@ class MediapipeDlibDetector:
             found = [(tuple(v / 2 for v in r), s) for r, s in self._boxes_once(big, min_score)]  # type: ignore[misc]
         return found
 
+    def watch(self, image: np.ndarray, min_score: float) -> list[tuple[tuple[float, float, float, float], float]]:
+        """Boxes from the short-range model alone (~3 ms): the follower's per-frame look for new faces."""
+        h, w = image.shape[:2]
+        if min(h, w) >= SMALL_FRAME_PX:
+            return self._boxes_once(image, min_score, slice(0, 1))
+        big = cv2.resize(image, (w * 2, h * 2), interpolation=cv2.INTER_CUBIC)
+        return [(tuple(v / 2 for v in r), s) for r, s in self._boxes_once(big, min_score, slice(0, 1))]  # type: ignore[misc]
+
     def landmarks(self, image: np.ndarray, rect: tuple[float, float, float, float]) -> np.ndarray:
         from facecast.faces.landmarks import landmarks_for_rect
 
         return landmarks_for_rect(image, rect)
+
+    def place(self, image: np.ndarray, rect: tuple[float, float, float, float]):  # -> landmarks.Placement
+        from facecast.faces.landmarks import place_landmarks
+
+        return place_landmarks(image, rect)
+
+    def follow(self, image: np.ndarray, rect: tuple[float, float, float, float], angle: float):
+        from facecast.faces.landmarks import follow_landmarks
+
+        return follow_landmarks(image, rect, angle)
 
 
 BACKENDS = {"mediapipe+dlib": MediapipeDlibDetector}
@@ -138,4 +157,93 @@ def detect_faces(image: np.ndarray, min_score: float = 0.5, backend: str = DEFAU
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
         raise FacecastError(f"detect_faces needs an RGB uint8 image, got {img.dtype} {img.shape}")
     det = get_detector(backend)
-    return [DetectedFace(rect, score, det.landmarks(img, rect)) for rect, score in det.boxes(img, min_score)]
+    out = []
+    for rect, score in det.boxes(img, min_score):
+        placed = det.place(img, rect) if hasattr(det, "place") else None
+        out.append(DetectedFace(rect, score, placed.points, placed.angle) if placed is not None
+                   else DetectedFace(rect, score, det.landmarks(img, rect)))
+    return out
+
+
+REDETECT_EVERY = 5  # whole-frame detection at least every this many frames of a followed video
+
+
+class FaceFollower:
+    """`detect_faces` for the consecutive frames of a video: whole-frame detection (two mediapipe models,
+    up to three HOG runs per face) on a key frame, then each face is *followed* from its previous
+    landmarks: its box moves with the landmarks' similarity motion since the key frame and the landmark
+    crop keeps the angle that won, so a followed frame costs one HOG run and two predictor calls per face,
+    plus the short-range model alone (~3 ms) to see faces coming in.
+
+    A key frame comes every `redetect_every` frames (a face that only the full-range model finds is
+    found at most that many frames late), and at once when the short-range model sees a face away from
+    the followed ones, when any followed face has no HOG box where it is expected (lost,
+    covered, gone: the gap tests' blanked frames), when two followed faces land on one spot (people
+    crossing: the hidden one would be followed onto the front face), or when a key frame's face was placed without a HOG
+    box (profiles), which cannot be followed."""
+
+    def __init__(self, min_score: float = 0.5, redetect_every: int = REDETECT_EVERY, backend: str = DEFAULT_BACKEND):
+        self.min_score = min_score
+        self.redetect_every = max(1, redetect_every)
+        self.backend = backend
+        self._key: list[DetectedFace] = []  # faces of the last key frame
+        self._last: list[DetectedFace] = []
+        self._since = 0
+        self.key_frames = 0
+        self.followed_frames = 0
+
+    def reset(self) -> None:
+        self._key, self._last, self._since = [], [], 0
+
+    def __call__(self, image: np.ndarray) -> list[DetectedFace]:
+        if self._last and self._since + 1 < self.redetect_every:
+            followed = self._follow(np.ascontiguousarray(image))
+            if followed is not None:
+                self._since += 1
+                self._last = followed
+                self.followed_frames += 1
+                return followed
+        faces = detect_faces(image, self.min_score, self.backend)
+        self.key_frames += 1
+        followable = bool(faces) and all(f.angle is not None for f in faces)
+        self._key, self._last, self._since = (faces, faces, 0) if followable else ([], [], 0)
+        return faces
+
+    def _follow(self, img: np.ndarray) -> list[DetectedFace] | None:
+        """Every face of the last frame followed into this one, or None when any is lost."""
+        det = get_detector(self.backend)
+        if not hasattr(det, "follow"):
+            return None
+        out = []
+        for key, last in zip(self._key, self._last):
+            rect = _moved_rect(key, last)
+            placed = det.follow(img, rect, last.angle)
+            if placed is None:
+                return None
+            out.append(DetectedFace(rect, key.score, placed.points, placed.angle))
+        # two followed faces on one spot: someone is hidden and would be followed onto the front face
+        if _overlapping(out):
+            return None
+        # a face the short-range model sees away from every followed face: someone came in
+        for rect, _score in det.watch(img, self.min_score):
+            if all(box_iou(rect, f.rect) <= MERGE_IOU for f in out):
+                return None
+        return out
+
+
+def _overlapping(faces: list[DetectedFace]) -> bool:
+    boxes = [(*f.landmarks.min(0), *f.landmarks.max(0)) for f in faces]
+    return any(box_iou(a, b) > MERGE_IOU for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+def _moved_rect(key: DetectedFace, last: DetectedFace) -> tuple[float, float, float, float]:
+    """The key frame's detector box moved and scaled as the landmarks moved from the key frame to the last
+    frame (least-squares similarity; its rotation is carried by the landmark crop's angle instead)."""
+    from facecast.faces.align import umeyama
+
+    mat = umeyama(key.landmarks, last.landmarks)
+    scale = float(np.sqrt(abs(np.linalg.det(mat[:, :2]))))
+    x0, y0, x1, y1 = key.rect
+    c = mat[:, :2] @ np.array([(x0 + x1) / 2, (y0 + y1) / 2]) + mat[:, 2]
+    hw, hh = scale * (x1 - x0) / 2, scale * (y1 - y0) / 2
+    return (float(c[0] - hw), float(c[1] - hh), float(c[0] + hw), float(c[1] + hh))
