@@ -165,85 +165,51 @@ def detect_faces(image: np.ndarray, min_score: float = 0.5, backend: str = DEFAU
     return out
 
 
-REDETECT_EVERY = 5  # whole-frame detection at least every this many frames of a followed video
+REDETECT_EVERY = 5  # a followed face gets the full landmark placement at least every this many frames
 
 
 class FaceFollower:
-    """`detect_faces` for the consecutive frames of a video: whole-frame detection (two mediapipe models,
-    up to three HOG runs per face) on a key frame, then each face is *followed* from its previous
-    landmarks: its box moves with the landmarks' similarity motion since the key frame and the landmark
-    crop keeps the angle that won, so a followed frame costs one HOG run and two predictor calls per face,
-    plus the short-range model alone (~3 ms) to see faces coming in.
+    """`detect_faces` for the consecutive frames of a video, with the landmark step made cheaper.
 
-    A key frame comes every `redetect_every` frames (a face that only the full-range model finds is
-    found at most that many frames late), and at once when the short-range model sees a face away from
-    the followed ones, when any followed face has no HOG box where it is expected (lost,
-    covered, gone: the gap tests' blanked frames), when two followed faces land on one spot (people
-    crossing: the hidden one would be followed onto the front face), or when a key frame's face was placed without a HOG
-    box (profiles), which cannot be followed."""
+    Boxes come from the same whole-frame detector on every frame, so the faces found are exactly those
+    `detect_faces` finds (a face coming in, going, or coming back from behind another is seen in the same
+    frame). What is saved is the landmark placement's search: a face whose box overlaps a face of the
+    previous frame (IoU > MERGE_IOU) is *followed*: one HOG run in the crop at the rotation that won for it
+    last frame (landmarks.follow_landmarks) instead of up to three, then the two predictor calls. The full
+    placement runs when the HOG box is not found at that angle, when the last placement had no HOG box
+    (profiles), and at least every `redetect_every` frames, so a roll that builds up is re-searched."""
 
     def __init__(self, min_score: float = 0.5, redetect_every: int = REDETECT_EVERY, backend: str = DEFAULT_BACKEND):
         self.min_score = min_score
         self.redetect_every = max(1, redetect_every)
         self.backend = backend
-        self._key: list[DetectedFace] = []  # faces of the last key frame
-        self._last: list[DetectedFace] = []
-        self._since = 0
-        self.key_frames = 0
-        self.followed_frames = 0
+        self._last: list[tuple[DetectedFace, int]] = []  # faces of the previous frame, frames since full placement
+        self.placed_faces = 0
+        self.followed_faces = 0
 
     def reset(self) -> None:
-        self._key, self._last, self._since = [], [], 0
+        self._last = []
 
     def __call__(self, image: np.ndarray) -> list[DetectedFace]:
-        if self._last and self._since + 1 < self.redetect_every:
-            followed = self._follow(np.ascontiguousarray(image))
-            if followed is not None:
-                self._since += 1
-                self._last = followed
-                self.followed_frames += 1
-                return followed
-        faces = detect_faces(image, self.min_score, self.backend)
-        self.key_frames += 1
-        followable = bool(faces) and all(f.angle is not None for f in faces)
-        self._key, self._last, self._since = (faces, faces, 0) if followable else ([], [], 0)
-        return faces
-
-    def _follow(self, img: np.ndarray) -> list[DetectedFace] | None:
-        """Every face of the last frame followed into this one, or None when any is lost."""
+        img = np.ascontiguousarray(image)
+        if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+            raise FacecastError(f"detect_faces needs an RGB uint8 image, got {img.dtype} {img.shape}")
         det = get_detector(self.backend)
-        if not hasattr(det, "follow"):
-            return None
-        out = []
-        for key, last in zip(self._key, self._last):
-            rect = _moved_rect(key, last)
-            placed = det.follow(img, rect, last.angle)
-            if placed is None:
-                return None
-            out.append(DetectedFace(rect, key.score, placed.points, placed.angle))
-        # two followed faces on one spot: someone is hidden and would be followed onto the front face
-        if _overlapping(out):
-            return None
-        # a face the short-range model sees away from every followed face: someone came in
-        for rect, _score in det.watch(img, self.min_score):
-            if all(box_iou(rect, f.rect) <= MERGE_IOU for f in out):
-                return None
-        return out
-
-
-def _overlapping(faces: list[DetectedFace]) -> bool:
-    boxes = [(*f.landmarks.min(0), *f.landmarks.max(0)) for f in faces]
-    return any(box_iou(a, b) > MERGE_IOU for i, a in enumerate(boxes) for b in boxes[i + 1:])
-
-
-def _moved_rect(key: DetectedFace, last: DetectedFace) -> tuple[float, float, float, float]:
-    """The key frame's detector box moved and scaled as the landmarks moved from the key frame to the last
-    frame (least-squares similarity; its rotation is carried by the landmark crop's angle instead)."""
-    from facecast.faces.align import umeyama
-
-    mat = umeyama(key.landmarks, last.landmarks)
-    scale = float(np.sqrt(abs(np.linalg.det(mat[:, :2]))))
-    x0, y0, x1, y1 = key.rect
-    c = mat[:, :2] @ np.array([(x0 + x1) / 2, (y0 + y1) / 2]) + mat[:, 2]
-    hw, hh = scale * (x1 - x0) / 2, scale * (y1 - y0) / 2
-    return (float(c[0] - hw), float(c[1] - hh), float(c[0] + hw), float(c[1] + hh))
+        out: list[tuple[DetectedFace, int]] = []
+        for rect, score in det.boxes(img, self.min_score):
+            prev = max(self._last, key=lambda p: box_iou(rect, p[0].rect), default=None)
+            placed, since = None, 0
+            if (prev is not None and box_iou(rect, prev[0].rect) > MERGE_IOU and prev[0].angle is not None
+                    and prev[1] + 1 < self.redetect_every and hasattr(det, "follow")):
+                placed, since = det.follow(img, rect, prev[0].angle), prev[1] + 1
+            if placed is not None:
+                self.followed_faces += 1
+                out.append((DetectedFace(rect, score, placed.points, placed.angle), since))
+                continue
+            self.placed_faces += 1
+            placed = det.place(img, rect) if hasattr(det, "place") else None
+            face = (DetectedFace(rect, score, placed.points, placed.angle) if placed is not None
+                    else DetectedFace(rect, score, det.landmarks(img, rect)))
+            out.append((face, 0))
+        self._last = out
+        return [f for f, _ in out]

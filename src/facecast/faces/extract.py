@@ -50,7 +50,7 @@ class ExtractSettings:
     size: int = 512
     jpeg_quality: int = 95
     reference: list[str] = field(default_factory=list)
-    smooth: bool = False
+    smooth: bool = True
     landmarks_file: str | None = None
     min_score: float = 0.5
 
@@ -322,7 +322,7 @@ def _load_manual(path: str | None, names: dict[str, int]) -> dict[int, Obs]:
 
 def extract(
     ws: Workspace, side: str, face_type: str = "full", size: int = 512, jpeg_quality: int = 95,
-    reference: list[str | Path] | None = None, smooth: bool = False, redo_deleted: bool = False,
+    reference: list[str | Path] | None = None, smooth: bool = True, redo_deleted: bool = False,
     landmarks_file: str | Path | None = None, workers: int = 2, quiet: bool = False, min_score: float = 0.5,
 ) -> dict[str, Any]:
     """Extract aligned faces of one side; returns the report (also written to extract_report.json)."""
