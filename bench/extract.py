@@ -115,7 +115,10 @@ def _stage_profile(size: tuple[int, int], n: int = 48) -> dict:
     from facecast.media.images import write_image
     from facecast.provenance import content_gate
 
+    from facecast.faces.detect import detect_faces
+
     frames = _clip(size, n).frames
+    detect_faces(frames[0])  # load the models first: start-up is measured by the speed rows
     follower, sampled = FaceFollower(0.5), SampledGate(content_gate())
     steps: dict[str, float] = {k: 0.0 for k in ("read", "content_gate", "detect+landmarks", "write", "(of which pose)",
                                                "(of which align+sharpness)")}

@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from facecast.errors import FacecastError
+from facecast.faces.framegate import POLICY
 from facecast.faces.track import Obs, TrackResult, track_faces
 from facecast.media.images import atomic_write_bytes, decode_image, list_images, read_image
 from facecast.workspace import Workspace
@@ -230,12 +231,14 @@ def sharpness(face: np.ndarray) -> float:
 
 
 def _write_one(frame_path: str, face: dict[str, Any], settings: dict[str, Any], out_path: str,
-               debug_path: str | None, detector: dict[str, str], record: dict[str, Any]) -> None:
+               debug_path: str | None, detector: dict[str, str], record: dict[str, Any] | None = None) -> None:
+    """Align, describe and write one face (+ its debug frame). `record` is the frame's phase-1 record
+    (content hash + gate verdict); without one, or when the bytes differ, the frame is gated here."""
     from facecast.faces.align import align_face
     from facecast.faces.aligned import AlignedMeta, SourceInfo, write_aligned
     from facecast.faces.pose import estimate_pose
 
-    image, gate = read_checked(frame_path, record)
+    image, gate = read_checked(frame_path, record or {})
     lm = np.asarray(face["landmarks"], dtype=np.float64)
     aligned, mat, lm_aligned = align_face(image, lm, settings["face_type"], settings["size"])
     meta = AlignedMeta(
@@ -487,5 +490,7 @@ def _report(side: str, frames: list[Path], done: dict[str, Any], result: TrackRe
         "frames_detected_this_run": detected_now,
         "faces_written_this_run": written_now,
         "descriptors_computed": result.descriptors_computed,
+        "content_gate": {"policy": POLICY, "frames_scored": sum(1 for p in frames if (done[p.name].get("gate") or {}).get("policy") == "scored"),
+                         "frames_covered": sum(1 for p in frames if (done[p.name].get("gate") or {}).get("policy", "scored") != "scored")},
         "frames_without_face_list": without,
     }
