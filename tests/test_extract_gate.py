@@ -213,3 +213,18 @@ def test_workers_die_with_a_killed_extract(bare_workspace):
         for p in workers:
             if _alive(p):
                 os.kill(p, signal.SIGKILL)
+
+
+def test_small_size_scoring_agrees_with_the_full_frame():
+    """The real model on gate_thumbnail (what extract scores) against the whole photo."""
+    from facecast.provenance import content_gate
+    from facecast.provenance.content_gate import GATE_INPUT_PX, gate_thumbnail
+
+    gate = content_gate()
+    for name in ("takeo", "astronaut", "einstein", "breakingbad"):
+        photo = sample_photo(name)[0]
+        big = np.ascontiguousarray(np.repeat(np.repeat(photo, 2, axis=0), 2, axis=1))  # > 512 px: the two-step path
+        for img in (photo, big):
+            thumb = gate_thumbnail(img)
+            assert thumb.shape == (GATE_INPUT_PX, GATE_INPUT_PX, 3)
+            assert abs(gate.score(thumb) - gate.score(img)) < 0.01
