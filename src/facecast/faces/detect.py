@@ -177,7 +177,14 @@ class FaceFollower:
     previous frame (IoU > MERGE_IOU) is *followed*: one HOG run in the crop at the rotation that won for it
     last frame (landmarks.follow_landmarks) instead of up to three, then the two predictor calls. The full
     placement runs when the HOG box is not found at that angle, when the last placement had no HOG box
-    (profiles), and at least every `redetect_every` frames, so a roll that builds up is re-searched."""
+    (profiles), and at least every `redetect_every` frames, so a roll that builds up is re-searched.
+
+    Measured on 40-frame 640x480 clips with camera noise (still, moving, rolling +-25 degrees): landmarks
+    identical to per-frame `detect_faces` for takeo (upright: its first HOG try is confident, so the
+    full placement also runs one HOG; no saving) and 20-30 % less CPU per frame for einstein (rolled 21
+    degrees: one HOG run instead of three). Tried and not kept: re-using the previous frame's HOG box
+    (relative to the detector box) to skip the HOG run: -5 ms per face, but on a rolling face NME 3.5 ->
+    3.9 % and jitter 1.1 -> 2.9 %, also with a guard that re-searched after 2 degrees of roll."""
 
     def __init__(self, min_score: float = 0.5, redetect_every: int = REDETECT_EVERY, backend: str = DEFAULT_BACKEND):
         self.min_score = min_score
