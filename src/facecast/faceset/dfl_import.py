@@ -21,6 +21,8 @@ passes: first every file's metadata is read and checked (a refused pickle anywhe
 before anything is written), then faces are written. JPEG/PNG pixels are not re-encoded: the DFL pickle
 segment is stripped and our JSON metadata embedded. DFL stores no frame size; `source.frame_size` is
 (0, 0) for imported faces (unknown), except for `mark_only` files, which are whole frames we align here.
+Every imported face passes the explicit-content gate and records its verdict (`content_gate`), which
+`train` requires.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from facecast.faces.facetype import get_face_type
 from facecast.faceset.common import face_mask, sharpness, unique_name
 from facecast.faceset.safe_pickle import PickleInvalid, PickleRefused, safe_loads
 from facecast.media.images import atomic_write_bytes, decode_image
+from facecast.provenance import gate_verdict
 
 DFL_FACE_TYPES = {  # DFL name -> ours (mark_only: not aligned at all; we align it)
     "half_face": "half", "midfull_face": "mid_half", "full_face": "full", "full_face_no_align": "full",
@@ -435,6 +438,8 @@ def import_dfl(src: str | Path, out_dir: str | Path, face_type_override: str | N
         data = e.load()
         image = decode_image(data, e.origin)
         meta, realigned = convert(e.info, image, e.origin, e.name, face_type_override)
+        # the explicit-content gate on the pixels that enter the workspace (raises ContentRefused)
+        meta.content_gate = gate_verdict(realigned if realigned is not None else image, e.origin)
         name = e.name if Path(e.name).suffix.lower() in _IMAGE_SUFFIXES else f"{Path(e.name).stem}.jpg"
         if realigned is not None:
             name = f"{Path(name).stem}.jpg"

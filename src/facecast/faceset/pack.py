@@ -7,6 +7,10 @@ bytes, sha256, meta}]} so a loader gets all metadata without opening each face. 
 DeepFaceLab's pickle-headed `.pak`: any tool can list and extract it, and nothing in it is executable.
 Unpacking checks every name (plain file names only: no folders, no `..`, no hidden files) and every
 checksum, so a crafted archive cannot write outside the target folder.
+
+Faces entering a folder (`unpack`, `merge`) pass the explicit-content gate one by one (`gate_face`) and
+carry its verdict in their metadata (`content_gate`, required by `train`); a face whose recorded verdict
+is the one the gate gives now keeps its exact bytes.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from facecast.console import track
 from facecast.errors import FacecastError
 from facecast.faces.aligned import (
     AlignedMeta,
+    embed_meta,
     list_aligned,
     meta_from_bytes,
     read_aligned,
@@ -35,7 +40,8 @@ from facecast.faces.aligned import (
 )
 from facecast.faceset.common import unique_name
 from facecast.faceset.rename import finish_pending
-from facecast.media.images import atomic_write_bytes, atomic_write_with
+from facecast.media.images import atomic_write_bytes, atomic_write_with, decode_image
+from facecast.provenance import gate_verdict
 
 PACK_SCHEMA = "facecast.faceset-pack/1"
 INDEX = "faceset.json"
@@ -128,11 +134,24 @@ def pack(folder: str | Path, out_file: str | Path, quiet: bool = True) -> dict:
     return {"pack": str(out_file), "faces": len(faces), "bytes": out_file.stat().st_size}
 
 
+def gate_face(data: bytes, name: str) -> bytes:
+    """An aligned face's bytes after the explicit-content gate (raises ContentRefused), with the verdict
+    recorded in its metadata; pixels are never re-encoded, and a face already carrying the same verdict
+    comes back unchanged."""
+    meta = meta_from_bytes(data, name)
+    record = gate_verdict(decode_image(data, name), name)
+    if meta.content_gate == record:
+        return data
+    meta.content_gate = record
+    return embed_meta(data, meta)
+
+
 def _add_faces(items: Iterator[tuple[str, bytes]], folder: Path, quiet: bool, what: str) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     finish_pending(folder)
     added = renamed = identical = 0
     for name, data in track(items, description=what, quiet=quiet):
+        data = gate_face(data, name)
         target = folder / name
         if target.exists():
             if target.read_bytes() == data:
@@ -146,7 +165,7 @@ def _add_faces(items: Iterator[tuple[str, bytes]], folder: Path, quiet: bool, wh
 
 
 def unpack(file: str | Path, folder: str | Path, quiet: bool = True) -> dict:
-    """Extract a pack into a folder; the files are byte-identical to the packed ones."""
+    """Extract a pack into a folder; pixels and metadata are the packed ones plus the gate's verdict."""
     file = Path(file)
     if not file.exists():
         raise FacecastError(f"{file}: file not found")
