@@ -108,11 +108,13 @@ def require_gate_verdicts(metas, label: str, folder=None) -> None:
         )
 
 
-def label_byproduct(image: np.ndarray, ws=None) -> np.ndarray:
-    """Watermark an image that shows synthetic faces but is not a result (previews, score crops).
+def label_byproduct(image: np.ndarray, ws=None, near: str | Path | None = None) -> np.ndarray:
+    """Watermark an image that shows synthetic faces but is not a result (training previews and their
+    history, score crops, demo comparison sheets), so it reads as synthetic wherever it ends up.
 
-    Payload: the workspace's (or, outside one, the per-user signing workspace's), like merged frames."""
-    return watermark_frame(ws or _default_signing_workspace(), image)
+    Payload: that of `ws`, else of the workspace `near` lies in, else of the per-user signing workspace."""
+    ws = ws or (find_workspace(near) if near is not None else None) or _default_signing_workspace()
+    return watermark_frame(ws, image)
 
 
 SIGNING_HOME_ENV = "FACECAST_HOME"
