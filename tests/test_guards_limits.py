@@ -1,0 +1,108 @@
+"""Bad-input limits (issue 13): zip bombs in .fcset packs, unpickler denial of service, malformed state
+files, atomic LabelMe import. Every refusal is one line, fast, and writes nothing."""
+
+from __future__ import annotations
+
+import json
+import struct
+import time
+import zlib
+
+import pytest
+
+from facecast.errors import FacecastError
+from facecast.faceset import pack as pack_mod
+from facecast.faceset.pack import unpack
+from tests.conftest import run_cli
+
+
+def _deflated_zeros(n_chunks: int, chunk: int = 1 << 24) -> tuple[bytes, int, int]:
+    """Raw deflate of n_chunks*chunk zero bytes without compressing them all: a fully flushed block
+    does not refer to earlier data, so one compressed chunk repeated is a valid stream."""
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = c.compress(bytes(chunk)) + c.flush(zlib.Z_FULL_FLUSH)
+    tail = zlib.compressobj(9, zlib.DEFLATED, -15).flush(zlib.Z_FINISH)
+    crc, zeros = 0, bytes(chunk)
+    for _ in range(n_chunks):
+        crc = zlib.crc32(zeros, crc)
+    return block * n_chunks + tail, crc, n_chunks * chunk
+
+
+def _zip(members: list[tuple[str, bytes, int, int, int]]) -> bytes:
+    """A ZIP from (name, stored bytes, method, crc, uncompressed size): declared exactly as given."""
+    out, central = bytearray(), bytearray()
+    for name, data, method, crc, usize in members:
+        offset = len(out)
+        nb = name.encode()
+        out += struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, method, 0, 0x21, crc, len(data), usize, len(nb), 0)
+        out += nb + data
+        central += struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, method, 0, 0x21, crc, len(data), usize,
+                               len(nb), 0, 0, 0, 0, 0, offset) + nb
+    eocd = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(members), len(members), len(central), len(out), 0)
+    return bytes(out + central + eocd)
+
+
+def _index(names) -> bytes:
+    return json.dumps({"schema": pack_mod.PACK_SCHEMA, "count": len(names),
+                       "faces": [{"name": n, "bytes": 1, "sha256": "0" * 64, "meta": {}} for n in names]}).encode()
+
+
+def _stored(name, data):
+    return (name, data, 0, zlib.crc32(data), len(data))
+
+
+def test_one_mb_pack_declaring_one_gib_is_refused_fast(tmp_path):
+    bomb, crc, size = _deflated_zeros(64)  # 1 GiB of zeros
+    assert len(bomb) < 1_100_000 and size == 1 << 30
+    pack_file = tmp_path / "bomb.fcset"
+    pack_file.write_bytes(_zip([_stored("faceset.json", _index(["a.jpg"])), ("a.jpg", bomb, 8, crc, size)]))
+    t0 = time.perf_counter()
+    with pytest.raises(FacecastError, match="declares 1024 MiB uncompressed"):
+        unpack(pack_file, tmp_path / "out")
+    assert time.perf_counter() - t0 < 1.0
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    code, _out, err = run_cli("faceset", "unpack", str(pack_file), "-o", str(tmp_path / "out2"))
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code != 0 and "Traceback" not in err and len(errors) == 1 and "limit" in errors[0]
+    assert not (tmp_path / "out2").exists() or not any((tmp_path / "out2").iterdir())
+
+
+def test_high_ratio_member_under_the_size_cap_is_refused(tmp_path):
+    bomb, crc, size = _deflated_zeros(2)  # 32 MiB inflating from ~32 KB
+    pack_file = tmp_path / "ratio.fcset"
+    pack_file.write_bytes(_zip([_stored("faceset.json", _index(["a.jpg"])), ("a.jpg", bomb, 8, crc, size)]))
+    with pytest.raises(FacecastError, match="zip bomb"):
+        unpack(pack_file, tmp_path / "out")
+    with pytest.raises(FacecastError, match="zip bomb"):
+        pack_mod.read_index(pack_file)
+
+
+def test_member_lying_about_its_size_fails_its_check(tmp_path, monkeypatch):
+    """A member that inflates beyond what it declares is cut at the declared size and fails the CRC."""
+    bomb, crc, size = _deflated_zeros(1, 1 << 20)
+    pack_file = tmp_path / "liar.fcset"
+    pack_file.write_bytes(_zip([_stored("faceset.json", _index(["a.jpg"])), ("a.jpg", bomb, 8, crc, 4096)]))
+    with pytest.raises(FacecastError, match="corrupt|damaged"):
+        unpack(pack_file, tmp_path / "out")
+
+
+def test_total_and_free_disk_limits(tmp_path, monkeypatch, takeo):
+    from facecast.faceset.pack import pack
+    from tests.test_faceset import make_face, write_set
+
+    write_set(tmp_path / "f", {"a": make_face(takeo), "b": make_face(takeo, angle=5)}, ".jpg")
+    pack(tmp_path / "f", tmp_path / "f.fcset")
+    monkeypatch.setattr(pack_mod, "MAX_TOTAL_BYTES", 1000)
+    with pytest.raises(FacecastError, match="uncompressed; refusing"):
+        unpack(tmp_path / "f.fcset", tmp_path / "out")
+    monkeypatch.undo()
+
+    class Usage:
+        total, used, free = 10 << 30, 10 << 30, 1 << 20
+
+    monkeypatch.setattr(pack_mod.shutil, "disk_usage", lambda p: Usage)
+    with pytest.raises(FacecastError, match="MiB free"):
+        unpack(tmp_path / "f.fcset", tmp_path / "out")
+    with pytest.raises(FacecastError, match="MiB free"):
+        pack_mod.merge(tmp_path / "f", tmp_path / "f.fcset", tmp_path / "m")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "m").exists()
