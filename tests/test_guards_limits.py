@@ -106,3 +106,114 @@ def test_total_and_free_disk_limits(tmp_path, monkeypatch, takeo):
     with pytest.raises(FacecastError, match="MiB free"):
         pack_mod.merge(tmp_path / "f", tmp_path / "f.fcset", tmp_path / "m")
     assert not (tmp_path / "out").exists() and not (tmp_path / "m").exists()
+
+
+# -- unpickler denial of service ---------------------------------------------------------------------------
+from facecast.faceset.safe_pickle import PickleInvalid, safe_loads  # noqa: E402
+
+
+def _laughs(levels=30, width=10) -> bytes:
+    import pickle
+
+    x = "lol"
+    for _ in range(levels):
+        x = [x] * width
+    return pickle.dumps({"face_type": "full_face", "landmarks": x}, 4)
+
+
+def _timed_refusal(data: bytes, match: str) -> None:
+    t0 = time.perf_counter()
+    with pytest.raises(PickleInvalid, match=match):
+        safe_loads(data)
+    assert time.perf_counter() - t0 < 1.0
+
+
+def test_shared_reference_bomb_fails_fast():
+    data = _laughs()
+    assert len(data) < 1000  # 10**30 strings once expanded
+    _timed_refusal(data, "pickle bomb")
+
+
+def test_declared_huge_lengths_fail_before_allocating():
+    # BINBYTES8 declaring 12 GiB with 3 bytes present: CPython would allocate 12 GiB first
+    _timed_refusal(b"\x80\x04\x8e" + (12 << 30).to_bytes(8, "little") + b"abc.", "12884901888")
+    # LONG_BINPUT with a memo index of 2**31: the C unpickler would grow its memo array to it
+    _timed_refusal(b"\x80\x04N" + b"r" + (1 << 31).to_bytes(4, "little") + b".", "memo index")
+    # FRAME declaring more than the data holds
+    _timed_refusal(b"\x80\x04\x95" + (1 << 40).to_bytes(8, "little") + b"N.", "frame|bytes")
+
+
+class _ArrayWithShape:
+    """Pickles exactly like a numpy array (same globals and state layout) but with any declared shape."""
+
+    def __init__(self, array, shape):
+        self.array, self.shape = array, shape
+
+    def __reduce__(self):
+        fn, args, state = self.array.__reduce__()
+        state = list(state)
+        state[1] = self.shape
+        return fn, args, tuple(state)
+
+
+def test_huge_numpy_array_declaration_fails_before_allocating():
+    """A shape of 2**33 x 2**33 floats over 8 bytes of data (an int64 product wraps to 0 and would pass a
+    size check), and an honest-looking 40000 x 40000 over too little data."""
+    import pickle
+
+    import numpy as np
+
+    _timed_refusal(pickle.dumps(_ArrayWithShape(np.zeros(1), (2**32, 2**32)), 2), "needs")
+    _timed_refusal(pickle.dumps(_ArrayWithShape(np.zeros(1), (2**33, 2**33)), 2), "needs")
+    _timed_refusal(pickle.dumps(_ArrayWithShape(np.zeros(4, np.float32), (40000, 40000)), 2), "needs")
+    _timed_refusal(pickle.dumps(_ArrayWithShape(np.zeros(4, np.float32), (2, 3)), 2), "does not match")
+    assert safe_loads(pickle.dumps(_ArrayWithShape(np.arange(6.0), (2, 3)), 2)).shape == (2, 3)
+
+
+def test_too_many_opcodes(monkeypatch):
+    import pickle
+
+    from facecast.faceset import safe_pickle
+
+    monkeypatch.setattr(safe_pickle, "MAX_OPCODES", 1000)
+    _timed_refusal(pickle.dumps(list(range(2000)), 4), "opcodes")
+
+
+def test_import_dfl_cli_with_pickle_bomb_is_one_line_and_fast(tmp_path, einstein):
+    from facecast.faces.align import align_face
+
+    from tests.test_dfl_import import dfl_jpeg
+
+    face, _mat, _lm = align_face(*einstein, "full", 64)
+    src = tmp_path / "dfl"
+    src.mkdir()
+    (src / "bomb.jpg").write_bytes(dfl_jpeg(face, _laughs()))
+    t0 = time.perf_counter()
+    code, _out, err = run_cli("faceset", "import-dfl", str(src), "-o", str(tmp_path / "out"))
+    elapsed = time.perf_counter() - t0
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code != 0 and "Traceback" not in err and len(errors) == 1 and "bomb" in errors[0]
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    assert elapsed < 30  # process start-up included; the refusal itself is timed above
+
+
+def test_dfl_image_declaring_huge_dimensions_is_refused(tmp_path, einstein):
+    """An image header declaring 100k x 100k pixels is refused from the header, before decoding."""
+    import pickle
+
+    from facecast.faceset.dfl_import import import_dfl
+    from facecast.media.images import encode_image
+    from tests.test_dfl_import import dfl_face, dfl_png
+
+    face, d = dfl_face(einstein, with_masks=False)
+    data = bytearray(dfl_png(face, pickle.dumps(d, 3)))
+    data[16:24] = struct.pack(">II", 100_000, 100_000)  # IHDR width, height
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])) & 0xFFFFFFFF)
+    src = tmp_path / "dfl"
+    src.mkdir()
+    (src / "huge.png").write_bytes(bytes(data))
+    t0 = time.perf_counter()
+    with pytest.raises(FacecastError, match="100000x100000"):
+        import_dfl(src, tmp_path / "out")
+    assert time.perf_counter() - t0 < 1.0
+    assert encode_image  # imported for symmetry with the DFL writers

@@ -49,7 +49,8 @@ from facecast.faces.aligned import (
 )
 from facecast.faceset.common import unique_name
 from facecast.faceset.rename import finish_pending
-from facecast.media.images import atomic_write_bytes, atomic_write_with, decode_image
+from facecast.faceset.dfl_import import decode_bounded
+from facecast.media.images import atomic_write_bytes, atomic_write_with
 from facecast.provenance import gate_verdict
 
 PACK_SCHEMA = "facecast.faceset-pack/1"
@@ -187,7 +188,7 @@ def gate_face(data: bytes, name: str) -> bytes:
     recorded in its metadata; pixels are never re-encoded, and a face already carrying the same verdict
     comes back unchanged."""
     meta = meta_from_bytes(data, name)
-    record = gate_verdict(decode_image(data, name), name)
+    record = gate_verdict(decode_bounded(data, name), name)
     if meta.content_gate == record:
         return data
     meta.content_gate = record
