@@ -217,3 +217,74 @@ def test_dfl_image_declaring_huge_dimensions_is_refused(tmp_path, einstein):
         import_dfl(src, tmp_path / "out")
     assert time.perf_counter() - t0 < 1.0
     assert encode_image  # imported for symmetry with the DFL writers
+
+
+# -- malformed state files: one line through the CLI, never a traceback -----------------------------------
+def _cli_error(*args) -> str:
+    code, _out, err = run_cli(*args)
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code != 0 and "Traceback" not in err and len(errors) == 1, err[-2000:]
+    return errors[0]
+
+
+SESSIONS = ['[1, 2]', '{"schema": "facecast.merge_session/1", "frames": {"00000.png": 5}}',
+            '{"schema": "facecast.merge_session/1", "overrides": {"00000.png": 5}}',
+            '{"schema": "facecast.merge_session/1", "no_face": 5}', '{"schema": "facecast.merge_session/1", "settings": 5}',
+            '\xff\xfe garbage']
+
+
+def test_malformed_merge_sessions_are_one_line(workspace):
+    from facecast.merge.session import Session
+
+    folder = workspace.model("m")
+    folder.mkdir(parents=True)
+    for text in SESSIONS:
+        (folder / "merge_session.json").write_bytes(text.encode("latin-1"))
+        with pytest.raises(FacecastError, match="unreadable merge session"):
+            Session.load(folder, "m")
+    line = _cli_error("merge", "-w", str(workspace.root), "--model", "m")
+    assert "merge_session.json" in line and "delete it" in line
+
+
+@pytest.fixture()
+def train_ws(workspace):
+    from facecast.train.testdata import make_faceset
+
+    make_faceset(workspace.aligned("src"), "einstein", 3, size=48)
+    make_faceset(workspace.aligned("dst"), "takeo", 3, size=48, seed=1)
+    return workspace
+
+
+@pytest.mark.slow
+def test_malformed_options_state_and_history(train_ws):
+    from facecast.train.checkpoint import read_state
+    from facecast.train.options import ModelOptions
+    from facecast.train.previews import plot_losses
+    from facecast.train.trainer import train
+
+    train(train_ws, "m", preset_name="tiny", max_iters=1, quiet=True)
+    folder = train_ws.model("m")
+    good = (folder / "options.json").read_text()
+    for text, expect in (("[1]", "not an options file"), ('{"resolution": "abc"}', "should be int"),
+                         ('{"lr": true}', "should be float"), ("{nope", "corrupt options")):
+        (folder / "options.json").write_text(text)
+        with pytest.raises(FacecastError, match=expect):
+            ModelOptions.load(folder / "options.json")
+    assert "corrupt options" in _cli_error("train", "-w", str(train_ws.root), "--model", "m", "--max-iters", "1")
+    (folder / "options.json").write_text(good)
+    good = (folder / "state.json").read_text()
+    for text in ("[1]", '{"iteration": "x"}', "5", '{"iteration": -3}'):
+        (folder / "state.json").write_text(text)
+        with pytest.raises(FacecastError, match="malformed state file"):
+            read_state(folder)
+    assert "state.json" in _cli_error("train", "-w", str(train_ws.root), "--model", "m", "--max-iters", "1")
+    (folder / "state.json").write_text(good)
+    history = folder / "history.jsonl"
+    history.write_text('[1]\n"src_loss"\n{"iter": "x", "src_loss": 1, "dst_loss": 2}\n{"src_loss": 1}\n'
+                       '{"iter": 1, "src_loss": 0.5, "dst_loss": 0.4}\nnot json\n')
+    plot_losses(history, folder / "loss.png")  # the malformed lines are skipped
+    assert (folder / "loss.png").exists()
+    res = train(train_ws, "m", max_iters=1, quiet=True)  # resumes: trims the history without tripping on it
+    assert res.iteration == 2
+    rows = [json.loads(line) for line in history.read_text().splitlines()]
+    assert all(isinstance(r, dict) and isinstance(r.get("iter", 0), int) for r in rows)

@@ -56,10 +56,11 @@ def plot_losses(history: Path, out: Path) -> None:
             row = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if "src_loss" in row:
-            its.append(row["iter"])
-            sl.append(row["src_loss"])
-            dl.append(row["dst_loss"])
+        values = [row.get(k) for k in ("iter", "src_loss", "dst_loss")] if isinstance(row, dict) else [None]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):  # skip malformed lines
+            its.append(values[0])
+            sl.append(values[1])
+            dl.append(values[2])
     if not its:
         return
     import matplotlib
