@@ -288,3 +288,68 @@ def test_malformed_options_state_and_history(train_ws):
     assert res.iteration == 2
     rows = [json.loads(line) for line in history.read_text().splitlines()]
     assert all(isinstance(r, dict) and isinstance(r.get("iter", 0), int) for r in rows)
+
+
+# -- LabelMe import: all faces or none --------------------------------------------------------------------
+@pytest.fixture()
+def labelme_export(workspace, tmp_path):
+    from facecast.faces.aligned import list_aligned
+    from facecast.masks.labels import labels_export
+    from facecast.masks.synthfaces import write_faceset
+
+    write_faceset(workspace.aligned("dst"), 4, size=64, seed=5, labelled=0)
+    out = tmp_path / "lm"
+    labels_export(workspace, "dst", "labelme", out)
+    names = sorted(p.name for p in list_aligned(workspace.aligned("dst")))
+    for n in names:  # the user labels every face
+        doc = json.loads((out / n.replace(".jpg", ".json")).read_text())
+        doc["shapes"] = [{"label": "face", "points": [[5, 5], [60, 5], [60, 60]], "shape_type": "polygon"}]
+        (out / n.replace(".jpg", ".json")).write_text(json.dumps(doc))
+    return workspace, out
+
+
+def _faces_bytes(ws):
+    from facecast.faces.aligned import list_aligned
+
+    return {p.name: p.read_bytes() for p in list_aligned(ws.aligned("dst"))}
+
+
+def test_labelme_import_fails_midway_changes_nothing(labelme_export, monkeypatch):
+    import os
+
+    from facecast.masks import labels as labels_mod
+
+    ws, out = labelme_export
+    before = _faces_bytes(ws)
+    real, calls = os.replace, []
+
+    def flaky(a, b):
+        calls.append(b)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return real(a, b)
+
+    monkeypatch.setattr(labels_mod.os, "replace", flaky)
+    with pytest.raises(FacecastError, match="no face was changed"):
+        labels_mod.labels_import(ws, "dst", "labelme", out)
+    assert _faces_bytes(ws) == before and len(calls) >= 3  # (the undo renames too)
+    assert not [p for p in ws.aligned("dst").iterdir() if p.name.endswith(".labels-tmp")]
+    monkeypatch.undo()
+    res = labels_mod.labels_import(ws, "dst", "labelme", out)  # and it works once the disk is fine
+    assert res["changed"] == 4 and _faces_bytes(ws) != before
+
+
+def test_labelme_import_with_one_bad_file_changes_nothing(labelme_export):
+    ws, out = labelme_export
+    before = _faces_bytes(ws)
+    last = sorted(out.glob("*.json"))[-1]
+    doc = json.loads(last.read_text())
+    doc["imageWidth"] = float("inf")
+    last.write_text(json.dumps(doc))  # Python writes Infinity: valid for its own JSON reader
+    line = _cli_error("xseg", "labels", "import", "-w", str(ws.root), "dst", "--from", str(out))
+    assert "imageWidth" in line and _faces_bytes(ws) == before
+    doc["imageWidth"] = 64
+    doc["shapes"][0]["points"] = [[5, 5], ["x", 5], [60, 60]]
+    last.write_text(json.dumps(doc))
+    _cli_error("xseg", "labels", "import", "-w", str(ws.root), "dst", "--from", str(out))
+    assert _faces_bytes(ws) == before
