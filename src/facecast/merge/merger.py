@@ -409,7 +409,7 @@ def merge(
     # what the pixels depend on besides settings: the model (and its training iteration, so merging
     # again after more training redoes every frame) and the XSeg weights
     model_sig = [model_name, int(predictor.resolution), predictor.face_type, getattr(predictor, "arch", ""),
-                 _model_iteration(model_dir),
+                 _model_iteration(model_dir), getattr(predictor, "precision", None),
                  [getattr(segmenter, "name", type(segmenter).__name__), getattr(segmenter, "version", None)]
                  if segmenter is not None else None]
     digests: dict[str, str] = {}
