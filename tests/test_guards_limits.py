@@ -122,10 +122,11 @@ def _laughs(levels=30, width=10) -> bytes:
 
 
 def _timed_refusal(data: bytes, match: str) -> None:
-    t0 = time.perf_counter()
+    """Refused in < 1 s of this process's CPU time (wall time on the shared test machine is noise)."""
+    t0 = time.process_time()
     with pytest.raises(PickleInvalid, match=match):
         safe_loads(data)
-    assert time.perf_counter() - t0 < 1.0
+    assert time.process_time() - t0 < 1.0
 
 
 def test_shared_reference_bomb_fails_fast():
