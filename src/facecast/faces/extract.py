@@ -255,12 +255,8 @@ def _write_one(frame_path: str, face: dict[str, Any], settings: dict[str, Any], 
 
 
 def _set_gate(meta: Any, gate: dict[str, Any]) -> None:
-    """The frame's gate verdict as the metadata's `content_gate` key (a field of AlignedMeta once the
-    guards branch is merged; until then it travels in `extra`, which the reader keeps)."""
-    if "content_gate" in getattr(type(meta), "__dataclass_fields__", {}):
-        meta.content_gate = dict(gate)
-    else:
-        meta.extra["content_gate"] = dict(gate)
+    """The frame's gate verdict as the metadata's `content_gate` record (train refuses faces without one)."""
+    meta.content_gate = dict(gate)
 
 
 def render_debug_frame(frame_path: str | Path, meta: Any) -> bytes:
