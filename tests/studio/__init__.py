@@ -1,0 +1,1 @@
+"""Studio tests (a package, so its conftest does not shadow tests/conftest.py as the module `conftest`)."""
