@@ -233,3 +233,28 @@ def transfer(mode: str, img, ref, mask=None, seed: int = 0):
     if mode == "mix-m":
         return _bgr(lambda a, b: color_transfer_mix(a, b, rng), img * m, ref * m)
     raise ValueError(mode)
+
+
+# -- inputs shared by tests/test_color_dfl.py and bench/color.py ---------------------------------------
+def face_pairs(size: int = 256):
+    """Real colour faces from the bundled photos, float32 RGB [0,1] at `size` px, with the face's hull mask.
+
+    Returns [(name, img, ref, mask)]: breakingbad's annotated face (aligned as a whole face from its
+    ground-truth landmarks) recoloured toward the astronaut's face (a fixed crop), and the reverse."""
+    from facecast.faces.align import align_face
+    from facecast.imaging.hull import hull_mask
+    from facecast.media.synth import sample_photo
+
+    b_img, b_lm = sample_photo("breakingbad")
+    face, _, lm = align_face(b_img, b_lm, "whole_face", size)
+    astro = sample_photo("astronaut")[0]
+    other = cv2.resize(astro[60:210, 160:290], (size, size), interpolation=cv2.INTER_CUBIC)
+    a, b = face.astype(np.float32) / 255.0, other.astype(np.float32) / 255.0
+    mask = hull_mask(lm, size)
+    return [("breakingbad->astronaut", a, b, mask), ("astronaut->breakingbad", b, a, mask)]
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of two [0,1] images (inf when identical)."""
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)

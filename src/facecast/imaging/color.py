@@ -93,9 +93,12 @@ def sample_grid(shape: tuple[int, ...], mask: np.ndarray | None = None, limit: i
 
 def pixels(img: np.ndarray, mask: np.ndarray | None = None, limit: int | None = SAMPLE_PIXELS) -> np.ndarray:
     """N x C pixels of `img` where mask > 0.5 (all if no mask or too few), a strided sample of them."""
-    flat = img.reshape(-1, img.shape[-1] if img.ndim == 3 else 1)
+    c = img.shape[-1] if img.ndim == 3 else 1
+    if _selection(mask, img.shape) is None:  # no mask: a strided view, no boolean gather
+        s = 1 if limit is None else sample_stride(img.shape, limit)
+        return np.ascontiguousarray(img[::s, ::s]).reshape(-1, c)
     grid = sample_grid(img.shape, mask, limit)
-    return flat if grid is None else flat[grid.reshape(-1)]
+    return img.reshape(-1, c)[grid.reshape(-1)]
 
 
 def to_lab(img: np.ndarray) -> np.ndarray:
@@ -103,7 +106,8 @@ def to_lab(img: np.ndarray) -> np.ndarray:
 
 
 def from_lab(lab: np.ndarray) -> np.ndarray:
-    return np.clip(cv2.cvtColor(np.ascontiguousarray(lab, dtype=np.float32), cv2.COLOR_LAB2RGB), 0.0, 1.0)
+    rgb = cv2.cvtColor(np.ascontiguousarray(lab, dtype=np.float32), cv2.COLOR_LAB2RGB)
+    return np.clip(rgb, 0.0, 1.0, out=rgb)
 
 
 # -- Gaussian statistics ------------------------------------------------------------------------------
@@ -127,10 +131,12 @@ class ColorStats:
 
 
 def _moments(px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    px = px.astype(np.float64)
-    mean = px.mean(0)
-    d = px - mean
-    return mean, d.T @ d / max(len(px), 1)
+    """Mean and population covariance (float64) of N x C pixels, by OpenCV in one pass."""
+    px = np.ascontiguousarray(px, np.float32)
+    if len(px) < 2:
+        return px.mean(0).astype(np.float64), np.zeros((px.shape[1], px.shape[1]))
+    cov, mean = cv2.calcCovarMatrix(px, None, cv2.COVAR_NORMAL | cv2.COVAR_ROWS | cv2.COVAR_SCALE)
+    return mean.reshape(-1).astype(np.float64), cov.astype(np.float64)
 
 
 def gaussian_stats(img, ref, img_mask=None, ref_mask=None, lab: bool = False) -> ColorStats:
@@ -148,28 +154,31 @@ def _sqrtm(c: np.ndarray, inverse: bool = False, floor: float = 0.0) -> np.ndarr
 
 
 def _apply_linear(img: np.ndarray, a: np.ndarray, mean_img: np.ndarray, mean_ref: np.ndarray) -> np.ndarray:
-    """x -> A (x - mean_img) + mean_ref on every pixel, as one float32 3x3 product plus an offset."""
-    a32 = a.T.astype(np.float32)
-    offset = (mean_ref - mean_img @ a.T).astype(np.float32)
-    out = img.reshape(-1, img.shape[-1]).astype(np.float32, copy=False) @ a32
-    out += offset
-    return out.reshape(img.shape)
+    """x -> A (x - mean_img) + mean_ref on every pixel (one cv2.transform: a 3x4 matrix per pixel)."""
+    m = np.hstack([a, (mean_ref - a @ mean_img)[:, None]]).astype(np.float32)
+    return cv2.transform(np.ascontiguousarray(img, dtype=np.float32), m)
+
+
+_LAB_LO = (0.0, -127.0, -127.0, 0.0)  # OpenCV's float L*a*b* ranges (as cv2 scalars)
+_LAB_HI = (100.0, 127.0, 127.0, 0.0)
 
 
 def rct_stats(img, ref, img_mask=None, ref_mask=None) -> ColorStats:
-    return gaussian_stats(img, ref, img_mask, ref_mask, lab=True)
+    """L*a*b* mean and per-channel variance (a diagonal covariance: rct uses nothing else)."""
+    out = []
+    for im, m in ((img, img_mask), (ref, ref_mask)):
+        lab = to_lab(pixels(np.asarray(im, np.float32), m)[None])
+        mean, sd = cv2.meanStdDev(lab)
+        out += [mean.reshape(-1), np.diag(sd.reshape(-1) ** 2)]
+    return ColorStats(*out)
 
 
 def apply_rct(img: np.ndarray, stats: ColorStats) -> np.ndarray:
     """Per-channel mean/std in L*a*b* (only the covariance diagonals are used), Lab ranges clipped."""
     sd_i = np.sqrt(np.maximum(np.diag(stats.cov_img), EPS))
     sd_r = np.sqrt(np.maximum(np.diag(stats.cov_ref), EPS))
-    scale = (sd_r / sd_i).astype(np.float32)
-    lab = to_lab(img)
-    lab -= stats.mean_img.astype(np.float32)
-    lab *= scale
-    lab += stats.mean_ref.astype(np.float32)
-    np.clip(lab, (0.0, -127.0, -127.0), (100.0, 127.0, 127.0), out=lab)
+    lab = _apply_linear(to_lab(img), np.diag(sd_r / sd_i), stats.mean_img, stats.mean_ref)
+    lab = cv2.min(cv2.max(lab, _LAB_LO), _LAB_HI)
     return from_lab(lab)
 
 
@@ -265,6 +274,20 @@ def _directions(rng: np.random.Generator, count: int, c: int, dtype=np.float32) 
     return d / np.linalg.norm(d, axis=1, keepdims=True)
 
 
+def _tie_means(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(unique sorted xs, mean of the matched ys over each run of equal xs).
+
+    Sorting hands tied source values (pixels of one colour) a spread of target values in whatever order
+    the sort leaves them: speckle the later smoothing averages away. Giving each tie its mean target
+    is that average, without the speckle."""
+    starts = np.flatnonzero(np.r_[True, xs[1:] != xs[:-1]])
+    if len(starts) == len(xs):
+        return xs, ys
+    sums = np.add.reduceat(ys.astype(np.float64), starts)
+    counts = np.diff(np.r_[starts, len(xs)])
+    return xs[starts], (sums / counts).astype(ys.dtype)
+
+
 def smoothing_kernel(sigma: float) -> np.ndarray:
     """OpenCV's bilateral spatial weights (d=0): Gaussian `sigma` on a disc of radius round(1.5 sigma)."""
     radius = max(int(round(sigma * 1.5)), 1)
@@ -274,27 +297,66 @@ def smoothing_kernel(sigma: float) -> np.ndarray:
     return (k / k.sum()).astype(np.float32)
 
 
-def _smooth_shift(shift: np.ndarray, sigma_xy: float, sigma_v: float, value_range: float) -> np.ndarray:
-    """DeepFaceLab's bilateral smoothing of a colour shift. When sigma_v is large against the shift's
-    range (as on [0,1] data) the colour term is ~1 and the filter is the plain disc, done by filter2D."""
-    if sigma_v >= 4.0 * value_range:
-        return cv2.filter2D(shift, -1, smoothing_kernel(sigma_xy), borderType=cv2.BORDER_REFLECT_101)
-    return cv2.bilateralFilter(shift, 0, sigma_v, sigma_xy)
+MAP_POINTS = 1024  # a 1-D transport map is resampled on this many points to move every pixel
+PHASES = 3  # the edge-preserving smoothing uses every 3rd row and column around each pixel
+
+
+def _colours(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct colours, index of each pixel's colour): a transport that depends only on colour is
+    computed once per colour. Exact for 8-bit values (as in mix); otherwise every pixel is its own."""
+    if flat.shape[1] == 3 and np.all(flat == np.round(flat)) and flat.min() >= 0 and flat.max() <= 255:
+        q = flat.astype(np.int64)
+        keys, first, inverse = np.unique((q[:, 0] << 16) | (q[:, 1] << 8) | q[:, 2], return_index=True, return_inverse=True)
+        return flat[first].copy(), inverse
+    return flat.copy(), np.arange(len(flat))
+
+
+def _map_rows(values: np.ndarray, maps: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Row b of `values` through the monotone map maps[b] (sorted xs -> ys), clamped at the ends; each
+    map resampled on a uniform grid so every pixel costs one lookup instead of a binary search."""
+    table = np.empty((len(maps), MAP_POINTS + 1), np.float32)
+    start = np.empty(len(maps), np.float32)
+    inv_step = np.empty(len(maps), np.float32)
+    for b, (xs, ys) in enumerate(maps):
+        lo, hi = float(xs[0]), float(max(xs[-1], xs[0] + 1e-6))
+        table[b, :MAP_POINTS] = np.interp(np.linspace(lo, hi, MAP_POINTS), xs, ys)
+        start[b], inv_step[b] = lo, (MAP_POINTS - 1) / (hi - lo)
+    table[:, MAP_POINTS] = table[:, MAP_POINTS - 1]
+    return _lookup(values, table, start, inv_step)
+
+
+def _bilateral_phases(shift: np.ndarray, sigma_v: float, sigma_xy: float, s: int) -> np.ndarray:
+    """DeepFaceLab's bilateral filter with 1/s^2 of its taps: each pixel is filtered over the pixels of
+    its own s x s phase (every s-th row and column through it), so edges stay where they are at full
+    resolution while the filter's cost falls s^2-fold."""
+    if s == 1:
+        return cv2.bilateralFilter(shift, 0, sigma_v, sigma_xy)
+    out = np.empty_like(shift)
+    for a in range(s):
+        for b in range(s):
+            out[a::s, b::s] = cv2.bilateralFilter(np.ascontiguousarray(shift[a::s, b::s]), 0, sigma_v, sigma_xy / s)
+    return out
 
 
 def sot(img, ref, img_mask=None, ref_mask=None, steps: int = 10, batch: int = 5, reg_sigma_xy: float = 16.0,
-        reg_sigma_v: float = 5.0, seed: int | np.random.Generator = 0) -> np.ndarray:
+        reg_sigma_v: float = 5.0, seed: int | np.random.Generator = 0, stride: int | None = None) -> np.ndarray:
     """Sliced optimal transport, the shift smoothed over space. Any value range; not clipped.
 
     Each step projects the pixels on `batch` random directions, moves each pixel (per direction) to the
-    reference value of the same rank, and averages the moves. With smoothing on, the moves are computed
-    on a strided grid and the smoothed shift resized to full size; without it, on every pixel."""
+    reference value of the same rank, and averages the moves. The ranks come from a strided grid of
+    pixels. When the smoothing is a plain blur (sigma_v large against the values, as on [0,1] data) the
+    shift is computed on that grid only, blurred there and resized up; when it preserves edges (0..255
+    data, as in mix) every pixel is moved by the grid's maps and the filter runs at full resolution."""
     rng = _rng(seed)
+    img = np.asarray(img, np.float32)
     h, w, c = img.shape
-    s = sample_stride(img.shape) if reg_sigma_xy > 0 else 1
-    src = np.ascontiguousarray(img[::s, ::s], dtype=np.float32)
+    s = stride or (sample_stride(img.shape) if reg_sigma_xy > 0 else 1)
+    edge_aware = reg_sigma_xy > 0 and float(np.abs(img).max()) * c > reg_sigma_v
+    src = np.ascontiguousarray(img[::s, ::s])
     gh, gw = src.shape[:2]
     x = src.reshape(-1, c).copy()
+    colours, inverse = _colours(img.reshape(-1, c)) if edge_aware else (None, None)
+    full = colours.copy() if colours is not None else None
     sel = _selection(img_mask, img.shape)
     sel = sel[::s, ::s].reshape(-1) if sel is not None else None
     if sel is not None and sel.sum() < _MIN_PIXELS:
@@ -304,21 +366,24 @@ def sot(img, ref, img_mask=None, ref_mask=None, steps: int = 10, batch: int = 5,
     for d in dirs:
         px = d @ x.T  # batch x n
         pr = np.sort(d @ r.T, axis=1)  # batch x m
-        basis = px if sel is None else px[:, sel]
-        ps = np.sort(basis, axis=1)
+        ps = np.sort(px if sel is None else px[:, sel], axis=1)
         if ps.shape[1] != pr.shape[1]:  # unequal sets: the reference value at the same quantile
             q = np.linspace(0, pr.shape[1] - 1, ps.shape[1])
             pr = np.stack([np.interp(q, np.arange(pr.shape[1]), row) for row in pr])
-        move = np.stack([np.interp(px[b], ps[b], pr[b]) for b in range(batch)]) - px
-        x += (move.T @ d) / batch
+        maps = [_tie_means(ps[b], pr[b]) for b in range(batch)]
+        x += ((_map_rows(px, maps) - px).T @ d) / batch
+        if full is not None:
+            pf = d @ full.T
+            full += ((_map_rows(pf, maps) - pf).T @ d) / batch
+    if full is not None:  # every colour moved by the grid's maps; the edge-preserving filter on phases
+        shift = (full - colours)[inverse].reshape(h, w, c)
+        return img + _bilateral_phases(shift, reg_sigma_v, reg_sigma_xy, PHASES)
     shift = (x - src.reshape(-1, c)).reshape(gh, gw, c)
-    if reg_sigma_xy > 0:
-        span = float(np.abs(shift).max()) * 2 * c + EPS  # the largest colour distance between shifts
-        shift = _smooth_shift(shift, reg_sigma_xy / s, reg_sigma_v, span)
+    if reg_sigma_xy > 0:  # the colour term is ~1 here: the filter is its disc of Gaussian weights
+        shift = cv2.filter2D(shift, -1, smoothing_kernel(reg_sigma_xy / s), borderType=cv2.BORDER_REFLECT_101)
         if s > 1:
             shift = cv2.resize(shift, (w, h), interpolation=cv2.INTER_LINEAR)
-        shift = shift.reshape(h, w, c)
-    return img.astype(np.float32) + shift
+    return img + shift.reshape(h, w, c)
 
 
 # -- mix ---------------------------------------------------------------------------------------------
@@ -347,28 +412,34 @@ def mix(img, ref, img_mask=None, ref_mask=None, seed: int | np.random.Generator 
 
 
 # -- histogram matching ------------------------------------------------------------------------------
-HIST_LEVELS = 4096  # value resolution of hist_match (DeepFaceLab uses every unique value)
+HIST_LEVELS = 1024  # value resolution of hist_match (DeepFaceLab uses every unique value)
+
+
+def _levels(img: np.ndarray) -> np.ndarray:
+    """[0,1] values as integer levels 0..HIST_LEVELS-1, channel c offset by c*HIST_LEVELS (so all the
+    channels' histograms come from one bincount and their maps from one lookup)."""
+    q = np.clip(img * np.float32(HIST_LEVELS - 1) + np.float32(0.5), 0, HIST_LEVELS - 1).astype(np.int32)
+    q += (np.arange(img.shape[-1], dtype=np.int32) * HIST_LEVELS)
+    return q
 
 
 def hist_match(img, ref, img_mask=None, ref_mask=None, threshold: int = 255) -> np.ndarray:
     """Per-channel histogram matching; img's cumulative fraction q maps to ref's quantile q*threshold/255.
 
     A threshold below 255 keeps the brightest tail of ref (speculars, hair, background) out of reach,
-    as DeepFaceLab's hist_match_threshold does. Values are binned at 1/4096 for the statistics."""
-    n = HIST_LEVELS
-    levels = np.arange(n, dtype=np.float64) / (n - 1)
-    qi = np.clip(img * (n - 1) + 0.5, 0, n - 1).astype(np.intp)
-    qr = np.clip(pixels(ref, ref_mask, None) * (n - 1) + 0.5, 0, n - 1).astype(np.intp)
-    qs = pixels(qi, img_mask, None)
-    out = np.empty(img.shape, np.float32)
-    for ch in range(img.shape[-1]):
-        s_cum = np.bincount(qs[:, ch], minlength=n).cumsum().astype(np.float64)
-        t_cnt = np.bincount(qr[:, ch], minlength=n)
-        present = t_cnt > 0
-        t_cum = t_cnt.cumsum()[present].astype(np.float64)
-        lut = np.interp(threshold * s_cum / s_cum[-1], 255.0 * t_cum / t_cum[-1], levels[present])
-        out[..., ch] = lut[qi[..., ch]]
-    return out
+    as DeepFaceLab's hist_match_threshold does. Values are binned at 1/1024 for the statistics."""
+    n, c = HIST_LEVELS, img.shape[-1]
+    values = np.arange(n, dtype=np.float64) / (n - 1)
+    qi = _levels(np.asarray(img, np.float32))
+    s_cnt = np.bincount(pixels(qi, img_mask, None).ravel(), minlength=c * n).reshape(c, n)
+    t_cnt = np.bincount(_levels(pixels(np.asarray(ref, np.float32), ref_mask, None)).ravel(), minlength=c * n).reshape(c, n)
+    lut = np.empty((c, n), np.float32)
+    for ch in range(c):
+        s_cum = s_cnt[ch].cumsum().astype(np.float64)
+        present = t_cnt[ch] > 0
+        t_cum = t_cnt[ch].cumsum()[present].astype(np.float64)
+        lut[ch] = np.interp(threshold * s_cum / s_cum[-1], 255.0 * t_cum / t_cum[-1], values[present])
+    return lut.reshape(-1)[qi]
 
 
 # -- dispatch ------------------------------------------------------------------------------------------

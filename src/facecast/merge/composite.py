@@ -26,7 +26,7 @@ import numpy as np
 
 from facecast.faces.align import invert, transform_points, warp_to_face
 from facecast.merge import blend
-from facecast.merge.color import ColorStats, color_transfer, hist_match, transfer_stats
+from facecast.imaging.color import ColorStats, color_transfer, hist_match, transfer_stats
 from facecast.merge.masks import combine_masks, hull_in_face
 from facecast.merge.settings import MergeSettings
 

@@ -24,8 +24,8 @@ from torch.utils.data import Dataset, Sampler
 
 from facecast.errors import FacecastError
 from facecast.faces.aligned import list_aligned, read_aligned
-from facecast.masks.hull import hull_mask
-from facecast.train.colour import transfer
+from facecast.imaging.hull import hull_mask
+from facecast.imaging.color import color_transfer
 from facecast.train.options import ModelOptions
 
 EYES_MOUTH = (slice(36, 42), slice(42, 48), slice(48, 68))
@@ -144,7 +144,7 @@ def augment(img: np.ndarray, mask: np.ndarray, em: np.ndarray, rng: np.random.Ge
     size = img.shape[0]
     x = img.astype(np.float32) / 255.0
     if ct_ref is not None and options.ct_mode != "none":
-        x = transfer(options.ct_mode, x, ct_ref.astype(np.float32) / 255.0)
+        x = color_transfer(options.ct_mode, x, ct_ref.astype(np.float32) / 255.0, seed=rng)
     if options.random_hsv_power > 0:
         x = hsv_jitter(x, options.random_hsv_power, rng)
     m = mask.astype(np.float32) / 255.0
