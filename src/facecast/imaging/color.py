@@ -73,7 +73,8 @@ def _selection(mask: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | 
     if mask is None:
         return None
     sel = np.asarray(mask).reshape(shape[:2]) > 0.5
-    return sel if sel.sum() >= _MIN_PIXELS else None
+    n = int(sel.sum())
+    return sel if _MIN_PIXELS <= n < sel.size else None  # a full mask selects everything
 
 
 def sample_grid(shape: tuple[int, ...], mask: np.ndarray | None = None, limit: int | None = SAMPLE_PIXELS) -> np.ndarray | None:
@@ -427,12 +428,12 @@ def hist_match(img, ref, img_mask=None, ref_mask=None, threshold: int = 255) -> 
     """Per-channel histogram matching; img's cumulative fraction q maps to ref's quantile q*threshold/255.
 
     A threshold below 255 keeps the brightest tail of ref (speculars, hair, background) out of reach,
-    as DeepFaceLab's hist_match_threshold does. Values are binned at 1/1024 for the statistics."""
+    as DeepFaceLab's hist_match_threshold does. Statistics from the strided sample, values binned at 1/1024."""
     n, c = HIST_LEVELS, img.shape[-1]
     values = np.arange(n, dtype=np.float64) / (n - 1)
     qi = _levels(np.asarray(img, np.float32))
-    s_cnt = np.bincount(pixels(qi, img_mask, None).ravel(), minlength=c * n).reshape(c, n)
-    t_cnt = np.bincount(_levels(pixels(np.asarray(ref, np.float32), ref_mask, None)).ravel(), minlength=c * n).reshape(c, n)
+    s_cnt = np.bincount(pixels(qi, img_mask).ravel(), minlength=c * n).reshape(c, n)
+    t_cnt = np.bincount(_levels(pixels(np.asarray(ref, np.float32), ref_mask)).ravel(), minlength=c * n).reshape(c, n)
     lut = np.empty((c, n), np.float32)
     for ch in range(c):
         s_cum = s_cnt[ch].cumsum().astype(np.float64)
