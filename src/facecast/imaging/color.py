@@ -56,6 +56,7 @@ LCT_EPS = 1e-5  # DeepFaceLab's lct regulariser on the covariance diagonals
 MKL_EPS = float(np.finfo(float).eps)  # DeepFaceLab's mkl eigenvalue floor
 _MIN_PIXELS = 16
 SAMPLE_PIXELS = 16384  # statistics come from a strided sample of at most ~this many pixels
+GAUSSIAN_SAMPLE = 4096  # means and covariances settle sooner: outputs stay > 50 dB from all-pixel ones
 
 
 # -- pixel selection ---------------------------------------------------------------------------------
@@ -142,7 +143,7 @@ def _moments(px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def gaussian_stats(img, ref, img_mask=None, ref_mask=None, lab: bool = False) -> ColorStats:
     """Moments of the selected pixels; with `lab`, of their L*a*b* values (only the sample is converted)."""
-    pi, pr = pixels(img, img_mask), pixels(ref, ref_mask)
+    pi, pr = pixels(img, img_mask, GAUSSIAN_SAMPLE), pixels(ref, ref_mask, GAUSSIAN_SAMPLE)
     if lab:
         pi, pr = to_lab(pi[None]).reshape(-1, 3), to_lab(pr[None]).reshape(-1, 3)
     return ColorStats(*_moments(pi), *_moments(pr))
@@ -168,7 +169,7 @@ def rct_stats(img, ref, img_mask=None, ref_mask=None) -> ColorStats:
     """L*a*b* mean and per-channel variance (a diagonal covariance: rct uses nothing else)."""
     out = []
     for im, m in ((img, img_mask), (ref, ref_mask)):
-        lab = to_lab(pixels(np.asarray(im, np.float32), m)[None])
+        lab = to_lab(pixels(np.asarray(im, np.float32), m, GAUSSIAN_SAMPLE)[None])
         mean, sd = cv2.meanStdDev(lab)
         out += [mean.reshape(-1), np.diag(sd.reshape(-1) ** 2)]
     return ColorStats(*out)
@@ -234,7 +235,9 @@ def idt(img, ref, img_mask=None, ref_mask=None, n_rot: int = 20, bins: int = 256
     """Relaxed iterative distribution transfer: rotate, match each axis's histogram, move 1/n_rot of the way.
 
     Histograms come from a strided sample (img's selected pixels are tracked through the iterations),
-    the per-axis maps are applied to every pixel."""
+    the per-axis maps are applied to every pixel, clamped at both ends. (DeepFaceLab sends values
+    below the first bin's upper edge to 0, np.interp's left=0: a quirk of a few dark pixels per axis,
+    not kept; the oracle keeps it and the outputs stay > 50 dB apart.)"""
     rng = _rng(seed)
     h, w, c = img.shape
     x = img.reshape(-1, c).astype(np.float32).T.copy()  # c x N, all pixels (moved every iteration)
