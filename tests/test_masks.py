@@ -11,7 +11,7 @@ import pytest
 from facecast.errors import FacecastError
 from facecast.faces.align import align_face
 from facecast.faces.aligned import list_aligned, read_meta
-from facecast.masks.hull import hull_mask
+from facecast.imaging.hull import hull_mask
 from facecast.masks.labels import labels_export, labels_fetch, labels_import, labels_list
 from facecast.masks.occluders import KINDS, OccluderSettings, default_pool, occlude, shape_mask
 from facecast.masks.polygons import from_labelme, mask_to_polygons, rasterize, to_labelme, validate_polygons

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from facecast.faces.aligned import read_aligned, update_meta
-from facecast.train.colour import TRANSFERS, transfer
-from facecast.train.options import preset
+from facecast.imaging.color import color_transfer
+from facecast.train.options import CT_MODES, preset
 from facecast.train.samples import PairDataset, StepBatches, load_faceset, yaw_weights
 from facecast.train.testdata import make_faceset
 
@@ -84,14 +84,14 @@ def test_uniform_yaw_weights_balance_bins():
     assert np.allclose(yaw_weights(np.zeros(3)), 1 / 3)
 
 
-@pytest.mark.parametrize("mode", sorted(TRANSFERS))
+@pytest.mark.parametrize("mode", [m for m in CT_MODES if m != "none"])
 def test_colour_transfer_moves_toward_reference(mode):
     rng = np.random.default_rng(0)
     src = (rng.random((24, 24, 3)) * 0.4).astype(np.float32)
     ref = (rng.random((24, 24, 3)) * 0.3 + np.array([0.6, 0.4, 0.2])).astype(np.float32)
-    out = transfer(mode, src, ref)
+    out = color_transfer(mode, src, ref)
     assert out.shape == src.shape and out.dtype == np.float32 and out.min() >= 0 and out.max() <= 1
     before = np.abs(src.reshape(-1, 3).mean(0) - ref.reshape(-1, 3).mean(0)).sum()
     after = np.abs(out.reshape(-1, 3).mean(0) - ref.reshape(-1, 3).mean(0)).sum()
     assert after < 0.5 * before
-    assert transfer("none", src, ref) is src
+    assert color_transfer("none", src, ref) is src

@@ -9,7 +9,7 @@ import numpy as np
 import facecast.merge.merger as merger_mod
 from facecast.faces.align import warp_to_face
 from facecast.faces.aligned import list_aligned, read_meta, update_meta
-from facecast.masks.hull import hull_mask
+from facecast.imaging.hull import hull_mask
 from facecast.media.images import read_image, write_image
 from facecast.merge.merger import merge
 from facecast.merge.settings import MergeSettings

@@ -34,6 +34,7 @@ import numpy as np
 from facecast.errors import FacecastError
 from facecast.faces.framegate import POLICY
 from facecast.faces.track import Obs, TrackResult, track_faces
+from facecast.imaging.sharpness import face_sharpness
 from facecast.media.images import atomic_write_bytes, decode_image, list_images, read_image
 from facecast.workspace import Workspace
 
@@ -224,12 +225,6 @@ def _map(fn, jobs: list[tuple], pool: ProcessPoolExecutor | None, progress, task
 
 
 # -- phase 3: writing (runs in workers) ----------------------------------------------------------------
-def sharpness(face: np.ndarray) -> float:
-    """Variance of the Laplacian on the aligned face at 256 px (size-independent blur measure)."""
-    gray = cv2.cvtColor(cv2.resize(face, (256, 256), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
-    return float(cv2.Laplacian(gray, cv2.CV_64F).var())
-
-
 def _write_one(frame_path: str, face: dict[str, Any], settings: dict[str, Any], out_path: str,
                debug_path: str | None, detector: dict[str, str], record: dict[str, Any] | None = None) -> None:
     """Align, describe and write one face (+ its debug frame). `record` is the frame's phase-1 record
@@ -245,7 +240,7 @@ def _write_one(frame_path: str, face: dict[str, Any], settings: dict[str, Any], 
         face_type=settings["face_type"], size=settings["size"], landmarks=lm_aligned.tolist(),
         source=SourceInfo(Path(frame_path).name, (image.shape[1], image.shape[0]), tuple(face["rect"]), lm.tolist()),
         image_to_face=mat.tolist(), face_index=0, identity=face["identity"], pose=estimate_pose(lm),
-        sharpness=sharpness(aligned), interpolated=face["interpolated"], detector=detector,
+        sharpness=face_sharpness(aligned, lm_aligned), interpolated=face["interpolated"], detector=detector,
         extra={"score": face["score"], "manual": face["manual"]},
     )
     _set_gate(meta, gate)

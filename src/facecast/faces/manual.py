@@ -32,9 +32,10 @@ import numpy as np
 from facecast.errors import FacecastError
 from facecast.faces.align import align_face, invert, transform_points
 from facecast.faces.aligned import AlignedMeta, SourceInfo, list_aligned, read_meta, write_aligned
-from facecast.faces.extract import PROGRESS_FILE, REPORT_FILE, ExtractSettings, sharpness
+from facecast.faces.extract import PROGRESS_FILE, REPORT_FILE, ExtractSettings
 from facecast.faces.facetype import get_face_type
 from facecast.faces.pose import estimate_pose
+from facecast.imaging.sharpness import face_sharpness
 from facecast.media.images import atomic_write_bytes, encode_image, list_images, read_image
 from facecast.workspace import Workspace
 
@@ -254,7 +255,7 @@ def save_manual_face(ws: Workspace, side: str, frame_name: str, landmarks: Any,
         face_type=settings.face_type, size=settings.size, landmarks=lm_aligned.tolist(),
         source=SourceInfo(frame_name, (w, h), box, lm.tolist()),
         image_to_face=mat.tolist(), face_index=0, identity=identity, pose=estimate_pose(lm),
-        sharpness=sharpness(aligned), interpolated=False,
+        sharpness=face_sharpness(aligned, lm_aligned), interpolated=False,
         mask_polygons=_carry_polygons(old, mat, settings.size),
         detector={"name": MANUAL_DETECTOR, "version": _detector_version()}, extra=extra,
     )

@@ -1,7 +1,8 @@
-"""Small helpers the faceset tools share: folder resolution, per-face image measures, pose fallback.
+"""Small helpers the faceset tools share: folder resolution, the face's hull, pose fallback.
 
-Why one place: `sort --by blur`, `dedup` and `import-dfl` must agree on what "sharp" means, and every
-command resolves `src`/`dst` against the workspace the same way.
+Why one place: every command resolves `src`/`dst` against the workspace the same way and measures a
+face inside the same hull. What "sharp" means lives in facecast.imaging.sharpness (extraction stores it
+too, so `sort --by blur`, `dedup` and `import-dfl` agree with the stored number).
 """
 
 from __future__ import annotations
@@ -9,11 +10,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from facecast.errors import FacecastError
 from facecast.faces.aligned import AlignedMeta
+from facecast.imaging.hull import hull_mask
 
 JOURNAL = ".facecast_rename.json"  # two-phase rename journal (see rename.py)
 
@@ -33,56 +34,8 @@ def resolve_faceset(target: str | Path, workspace: str | Path | None = None) -> 
 
 
 def face_mask(meta: AlignedMeta, size: int) -> np.ndarray:
-    """Landmark hull of the face (bool), so background texture does not count as face sharpness."""
-    lm = meta.landmarks_array * (size / float(meta.size))
-    mask = np.zeros((size, size), np.uint8)
-    hull = cv2.convexHull(np.round(lm).astype(np.int32))
-    cv2.fillConvexPoly(mask, hull, 1)  # own hull: stage modules do not import another stage (masks)
-    return mask > 0
-
-
-def sharpness(gray: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """Variance of the Laplacian inside the face: falls monotonically as a face is blurred.
-
-    Images are first brought to 256 px so the number means the same for every face size."""
-    gray = _norm_size(gray)
-    if mask is not None:
-        mask = cv2.resize(mask.astype(np.uint8), gray.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
-    lap = cv2.Laplacian(gray.astype(np.float32), cv2.CV_32F, ksize=3)
-    vals = lap[mask] if mask is not None and mask.any() else lap
-    return float(vals.var())
-
-
-def motion_sharpness(gray: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """Gradient energy along the WEAKEST of four directions.
-
-    Motion blur smears along one direction: the energy across it stays, the energy along it falls. A
-    plain Laplacian mixes both; the minimum over directions measures the smear alone (bigger = less
-    motion blur)."""
-    gray = _norm_size(gray).astype(np.float32)
-    if mask is not None:
-        mask = cv2.resize(mask.astype(np.uint8), gray.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
-    kernels = [
-        np.array([[-1, 1]], np.float32),
-        np.array([[-1], [1]], np.float32),
-        np.array([[-1, 0], [0, 1]], np.float32) / math.sqrt(2),
-        np.array([[0, -1], [1, 0]], np.float32) / math.sqrt(2),
-    ]
-    energies = []
-    for k in kernels:
-        g = cv2.filter2D(gray, cv2.CV_32F, k)
-        vals = g[mask] if mask is not None and mask.any() else g
-        energies.append(float((vals**2).mean()))
-    return min(energies)
-
-
-def _norm_size(gray: np.ndarray, side: int = 256) -> np.ndarray:
-    if gray.ndim == 3:
-        gray = cv2.cvtColor(gray, cv2.COLOR_RGB2GRAY)
-    if gray.shape[0] != side:
-        interp = cv2.INTER_AREA if gray.shape[0] > side else cv2.INTER_LINEAR
-        gray = cv2.resize(gray, (side, side), interpolation=interp)
-    return gray
+    """Landmark hull of the face at `size` px (bool), so background texture does not count as face."""
+    return hull_mask(meta.landmarks_array * (size / float(meta.size)), size) > 0.5
 
 
 def has_pose(meta: AlignedMeta) -> bool:

@@ -25,7 +25,8 @@ import numpy as np
 from facecast.console import track
 from facecast.errors import FacecastError
 from facecast.faces.aligned import list_aligned, read_aligned
-from facecast.faceset.common import face_mask, pose_of, sharpness, unique_name
+from facecast.faceset.common import face_mask, pose_of, unique_name
+from facecast.imaging.sharpness import laplacian_variance
 from facecast.faceset.rename import finish_pending
 
 
@@ -114,7 +115,7 @@ def dedup(folder: str | Path, target: int | None = None, settings: DedupSettings
     for p in track(files, description="hashing faces", quiet=quiet):
         face = read_aligned(p)
         hashes.append(dhash(face.image))
-        sharp.append(sharpness(face.image, face_mask(face.meta, 256)))
+        sharp.append(laplacian_variance(face.image, face_mask(face.meta, 256)))
         yaw, pitch = pose_of(face.meta)
         lm = face.meta.landmarks_array / float(face.meta.size)
         feats.append(np.concatenate([[yaw / s.pose_scale_deg, pitch / s.pose_scale_deg], lm.ravel()]))

@@ -42,7 +42,8 @@ from facecast.errors import FacecastError
 from facecast.faces.align import align_face, invert, transform_points, umeyama
 from facecast.faces.aligned import AlignedMeta, SourceInfo, embed_meta, write_aligned
 from facecast.faces.facetype import get_face_type
-from facecast.faceset.common import face_mask, sharpness, unique_name
+from facecast.faceset.common import face_mask, unique_name
+from facecast.imaging.sharpness import laplacian_variance
 from facecast.faceset.safe_pickle import PickleInvalid, PickleRefused, safe_loads
 from facecast.media.images import atomic_write_bytes, decode_image
 from facecast.provenance import gate_verdict
@@ -449,7 +450,7 @@ def convert(info: dict, image: np.ndarray, origin: str, file_name: str,
     if xseg is not None:
         meta.set_xseg_mask(xseg)
     face_img = new_image if new_image is not None else image
-    meta.sharpness = sharpness(face_img, face_mask(meta, 256))
+    meta.sharpness = laplacian_variance(face_img, face_mask(meta, 256))
     return meta, new_image
 
 

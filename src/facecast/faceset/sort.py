@@ -36,7 +36,8 @@ import numpy as np
 from facecast.console import track
 from facecast.errors import FacecastError
 from facecast.faces.aligned import AlignedMeta, list_aligned, read_aligned, read_meta, update_meta
-from facecast.faceset.common import face_mask, motion_sharpness, pose_of, sharpness
+from facecast.faceset.common import face_mask, pose_of
+from facecast.imaging.sharpness import laplacian_variance, motion_sharpness
 from facecast.faceset.rename import finish_pending, rename_all
 
 SORT_METHODS = (
@@ -145,7 +146,7 @@ def _black(image: np.ndarray, meta: AlignedMeta) -> float:
 
 
 def _sharp(image: np.ndarray, meta: AlignedMeta) -> float:
-    return sharpness(image, face_mask(meta, 256))
+    return laplacian_variance(image, face_mask(meta, 256))
 
 
 def _motion(image: np.ndarray, meta: AlignedMeta) -> float:

@@ -17,7 +17,7 @@ import numpy as np
 from facecast.faces.align import align_face
 from facecast.faces.aligned import AlignedMeta, SourceInfo, write_aligned
 from facecast.faces.facetype import MIRROR_68
-from facecast.masks.hull import hull_mask
+from facecast.imaging.hull import hull_mask
 from facecast.masks.occluders import OccluderSettings, occlude
 from facecast.masks.polygons import mask_to_polygons
 from facecast.media.synth import sample_photo

@@ -1,4 +1,4 @@
-"""Blending helpers for the merger: mask erode/blur, seamless clone, sharpen, motion blur, degrades.
+"""Blending helpers for the merger: mask erode/blur, seamless clone, sharpen, degrades (motion blur: imaging.warp).
 
 All pure functions on numpy arrays. Images are float32 RGB in [0,1] unless named `*_u8`; masks are
 float32 HxW in [0,1]. Kernel sizes are pixels of the image they are applied to, so the merger applies
@@ -8,7 +8,6 @@ mask and face filters in face space at the model's resolution (DeepFaceLab's uni
 
 from __future__ import annotations
 
-import math
 
 import cv2
 import numpy as np
@@ -68,24 +67,6 @@ def sharpen(img: np.ndarray, mode: str, amount: int, kernel: int = 5) -> np.ndar
     if a > 0:
         return np.clip(img + (img - blurred) * (2.0 * a), 0.0, 1.0)
     return img * (1.0 + a) + blurred * (-a)
-
-
-def motion_kernel(length: int, angle_deg: float) -> np.ndarray:
-    """A normalised line kernel of `length` px along `angle_deg` (0 = +x, counter-clockwise)."""
-    length = max(1, int(length))
-    k = np.zeros((length, length), np.float32)
-    c = (length - 1) / 2.0
-    dx, dy = math.cos(math.radians(angle_deg)), -math.sin(math.radians(angle_deg))
-    for t in np.linspace(-c, c, length * 2):
-        x, y = int(round(c + t * dx)), int(round(c + t * dy))
-        k[y, x] = 1.0
-    return k / k.sum()
-
-
-def motion_blur(img: np.ndarray, length: int, angle_deg: float) -> np.ndarray:
-    if length < 2:
-        return img
-    return cv2.filter2D(img, -1, motion_kernel(length, angle_deg), borderType=cv2.BORDER_REPLICATE)
 
 
 def denoise(img_u8: np.ndarray, power: int) -> np.ndarray:

@@ -26,7 +26,8 @@ import numpy as np
 
 from facecast.faces.align import invert, transform_points, warp_to_face
 from facecast.merge import blend
-from facecast.merge.color import ColorStats, color_transfer, hist_match, transfer_stats
+from facecast.imaging.color import ColorStats, color_transfer, hist_match, transfer_stats
+from facecast.imaging.warp import motion_blur
 from facecast.merge.masks import combine_masks, hull_in_face
 from facecast.merge.settings import MergeSettings
 
@@ -124,7 +125,7 @@ def _face_pixels(frame: np.ndarray, job: FaceJob, out: FaceOutput, s: MergeSetti
         v = np.asarray(job.matrix)[:, :2] @ np.asarray(job.motion, np.float64)  # motion in face pixels
         length = int(np.hypot(*v) * s.motion_blur / 100.0)
         if length >= 1:
-            prd = blend.motion_blur(prd, int(np.clip(length + 1, 2, 50)), math.degrees(math.atan2(-v[1], v[0])))
+            prd = motion_blur(prd, int(np.clip(length + 1, 2, 50)), math.degrees(math.atan2(-v[1], v[0])))
     return np.clip(prd, 0.0, 1.0).astype(np.float32), mask.astype(np.float32)
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from facecast.errors import FacecastError
 from facecast.faces.align import image_to_face_matrix, transform_points
-from facecast.masks.hull import hull_mask
+from facecast.imaging.hull import hull_mask
 
 Segmenter = Callable[[np.ndarray], np.ndarray]
 

@@ -40,7 +40,7 @@ from facecast.errors import FacecastError
 from facecast.faces.align import image_to_face_matrix, warp_to_face
 from facecast.faces.aligned import AlignedMeta, list_aligned, read_meta
 from facecast.media.images import atomic_write_bytes, clean_partials, decode_image, encode_image, list_images, read_image
-from facecast.merge.color import ColorStats
+from facecast.imaging.color import ColorStats
 from facecast.merge.composite import FaceJob, FaceOutput, face_statistics, merge_frame, merge_frame_detailed, roi_matrix
 from facecast.merge.masks import segment_to_model, stored_xseg_to_model
 from facecast.merge.fastpng import encode_png

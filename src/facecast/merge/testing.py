@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from facecast.faces.facetype import template_landmarks
-from facecast.masks.hull import hull_mask
+from facecast.imaging.hull import hull_mask
 
 
 @dataclass

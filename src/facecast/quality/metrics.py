@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from facecast.faces.align import transform_points, umeyama
+from facecast.imaging.sharpness import laplacian_variance
 
 LEFT_EYE = slice(36, 42)
 RIGHT_EYE = slice(42, 48)
@@ -172,22 +173,11 @@ MASK_FLOOR = 0.01
 
 
 # -- sharpness ---------------------------------------------------------------------------------------
-def sharpness(image: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """Variance of the Laplacian of the grey image inside the mask (a standard focus measure)."""
-    grey = cv2.cvtColor(np.asarray(image, np.uint8), cv2.COLOR_RGB2GRAY).astype(np.float64)
-    lap = cv2.Laplacian(grey, cv2.CV_64F, ksize=3)
-    if mask is None:
-        return float(lap.var())
-    # erode the mask a little so the mask's own edge (a blend seam) is not counted as detail
-    m = cv2.erode((np.asarray(mask) > 0.5).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-    if m.sum() < 16:
-        return float(lap.var())
-    return float(lap[m].var())
-
-
 def sharpness_ratio(swap: np.ndarray, dst: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """sharpness(swap) / sharpness(dst) on the same region: 1 = as sharp as dst, < 1 = blurrier."""
-    return sharpness(swap, mask) / max(sharpness(dst, mask), 1e-6)
+    """Sharpness (imaging.sharpness.laplacian_variance) of swap / of dst on the same region, at the crops'
+    own size, the mask eroded by 5 px so its edge (a blend seam) does not count as detail: 1 = as sharp
+    as dst, < 1 = blurrier."""
+    return laplacian_variance(swap, mask, side=None, erode=5) / max(laplacian_variance(dst, mask, side=None, erode=5), 1e-6)
 
 
 # -- shots -------------------------------------------------------------------------------------------

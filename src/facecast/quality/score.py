@@ -29,7 +29,7 @@ from facecast.errors import FacecastError
 from facecast.faces.align import align_face, transform_points, warp_to_face
 from facecast.faces.aligned import AlignedFace, AlignedMeta, list_aligned, read_aligned, read_meta
 from facecast.faces.identity import centroid, descriptor_distance, face_descriptor, shape_68
-from facecast.masks.hull import hull_mask
+from facecast.imaging.hull import hull_mask
 from facecast.media.images import atomic_write_bytes, list_images, read_image
 from facecast.quality import metrics as M
 from facecast.workspace import Workspace

@@ -15,7 +15,7 @@ import numpy as np
 from facecast.faces.align import align_face, umeyama
 from facecast.faces.aligned import AlignedMeta, SourceInfo, write_aligned
 from facecast.faces.facetype import INNER
-from facecast.masks.hull import hull_mask
+from facecast.imaging.hull import hull_mask
 from facecast.media.images import write_image
 from facecast.provenance import gate_verdict
 from facecast.media.synth import Actor, Clip, render_clip, sample_photo

@@ -26,9 +26,10 @@ from facecast.errors import FacecastError
 from facecast.console import info, track
 from facecast.faces.aligned import AlignedMeta, list_aligned, read_aligned, read_meta
 from facecast.faces.facetype import convert_matrix, covers
-from facecast.masks.hull import hull_mask
+from facecast.imaging.color import color_transfer
+from facecast.imaging.hull import hull_mask
+from facecast.imaging.warp import smooth_warp_maps
 from facecast.provenance import require_gate_verdicts
-from facecast.train.colour import transfer
 from facecast.train.options import ModelOptions
 
 EYES_MOUTH = (slice(36, 42), slice(42, 48), slice(48, 68))
@@ -139,16 +140,9 @@ def yaw_weights(yaw: np.ndarray, bins: int = 16) -> np.ndarray:
 
 
 def random_warp_maps(size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """A smooth random displacement: jittered coarse grid upsampled to per-pixel remap maps."""
+    """A smooth random displacement (4, 6 or 8 cells, offsets ~0.24 of a cell) as remap maps."""
     cells = int(rng.choice([4, 6, 8]))
-    cell = size / cells
-    grid = rng.normal(0, cell * 0.24, size=(2, cells + 1, cells + 1)).astype(np.float32)
-    grid[:, [0, -1], :] = 0  # borders stay put so nothing outside the face is pulled in
-    grid[:, :, [0, -1]] = 0
-    dx = cv2.resize(grid[0], (size, size), interpolation=cv2.INTER_CUBIC)
-    dy = cv2.resize(grid[1], (size, size), interpolation=cv2.INTER_CUBIC)
-    xs, ys = np.meshgrid(np.arange(size, dtype=np.float32), np.arange(size, dtype=np.float32))
-    return xs + dx, ys + dy
+    return smooth_warp_maps(size, rng, cells, size / cells * 0.24)
 
 
 def hsv_jitter(img: np.ndarray, power: float, rng: np.random.Generator) -> np.ndarray:
@@ -175,7 +169,7 @@ def augment(img: np.ndarray, mask: np.ndarray, em: np.ndarray, rng: np.random.Ge
     size = img.shape[0]
     x = img.astype(np.float32) / 255.0
     if ct_ref is not None and options.ct_mode != "none":
-        x = transfer(options.ct_mode, x, ct_ref.astype(np.float32) / 255.0)
+        x = color_transfer(options.ct_mode, x, ct_ref.astype(np.float32) / 255.0, seed=rng)
     if options.random_hsv_power > 0:
         x = hsv_jitter(x, options.random_hsv_power, rng)
     m = mask.astype(np.float32) / 255.0

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from facecast.imaging.warp import motion_blur, smooth_warp_maps
 from facecast.masks.occluders import OccluderSettings, TexturePool, occlude
 
 
@@ -36,14 +37,7 @@ def random_geometry(size: int, rng: np.random.Generator, s: AugmentSettings) -> 
     mat[:, 2] += rng.uniform(-s.shift, s.shift, 2) * size
     if rng.random() < s.flip:
         mat = np.array([[-1, 0, size - 1], [0, 1, 0]], np.float64) @ np.vstack([mat, [0, 0, 1]])
-    warp = None
-    if s.warp > 0:
-        grid = rng.normal(0, s.warp * size, size=(5, 5, 2)).astype(np.float32)
-        grid[[0, -1], :] = 0
-        grid[:, [0, -1]] = 0
-        offs = cv2.resize(grid, (size, size), interpolation=cv2.INTER_CUBIC)
-        yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-        warp = np.stack([xx + offs[..., 0], yy + offs[..., 1]], -1)
+    warp = np.stack(smooth_warp_maps(size, rng, 4, s.warp * size), -1) if s.warp > 0 else None
     return mat, warp
 
 
@@ -70,11 +64,7 @@ def colour_jitter(img: np.ndarray, rng: np.random.Generator, s: AugmentSettings)
             out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.5, 1.5) * size / 128)
         else:
             k = max(3, int(size / 64 * rng.uniform(1, 3)) | 1)
-            kernel = np.zeros((k, k), np.float32)
-            kernel[k // 2] = 1.0 / k
-            rot = cv2.getRotationMatrix2D((k / 2 - 0.5, k / 2 - 0.5), rng.uniform(0, 180), 1)
-            kernel = cv2.warpAffine(kernel, rot, (k, k))
-            out = cv2.filter2D(out, -1, kernel / max(kernel.sum(), 1e-6))
+            out = motion_blur(out, k, rng.uniform(0, 180), cv2.BORDER_REFLECT_101)
     if rng.random() < 0.3:
         out = out + rng.normal(0, rng.uniform(1, 6), out.shape).astype(np.float32)
     return np.clip(out, 0, 255).astype(np.uint8)

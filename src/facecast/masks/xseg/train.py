@@ -29,7 +29,7 @@ from facecast.compute import choose_device
 from facecast.errors import FacecastError
 from facecast.faces.facetype import get_face_type
 from facecast.faces.aligned import list_aligned, read_aligned, read_meta
-from facecast.masks.hull import hull_mask
+from facecast.imaging.hull import hull_mask
 from facecast.masks.occluders import OccluderSettings, TexturePool, default_pool, occlude
 from facecast.masks.polygons import rasterize, scale_polygons
 from facecast.masks.xseg import store

@@ -1,4 +1,5 @@
-"""Colour transfer on real photos: each method moves the image's colour statistics toward the reference."""
+"""Colour transfer (facecast.imaging.color) on real photos: each mode moves the image's colour statistics
+toward the reference; masks select the pixels that count; one set of names for training and merging."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import numpy as np
 import pytest
 
 from facecast.faces.align import align_face
-from facecast.merge import color
+from facecast.imaging import color
 from facecast.merge.settings import COLOR_TRANSFERS
+from facecast.train.options import CT_MODES
 
 SIZE = 64
 
@@ -17,7 +19,7 @@ def faces(astronaut):
     """A real colour face (breakingbad's annotated one) recoloured toward another (the astronaut's)."""
     import cv2
 
-    from facecast.masks.hull import hull_mask
+    from facecast.imaging.hull import hull_mask
     from facecast.media.synth import sample_photo
 
     b_img, b_lm = sample_photo("breakingbad")
@@ -36,7 +38,7 @@ def _lab_gap(a, b, ma=None, mb=None):
     return float(np.abs(pa.mean(0) - pb.mean(0)).sum() + np.abs(pa.std(0) - pb.std(0)).sum())
 
 
-@pytest.mark.parametrize("name", [c for c in COLOR_TRANSFERS if c != "none"])
+@pytest.mark.parametrize("name", [c for c in color.MODES if c != "none"])
 def test_transfer_moves_statistics_toward_reference(faces, name):
     img, ref, mi, mr = faces
     out = color.color_transfer(name, img, ref, mi, mr)
@@ -62,16 +64,37 @@ def test_rct_matches_masked_lab_moments_closely(faces):
     assert np.allclose(lo.std(0), lr.std(0), atol=3.0)
 
 
-def test_masked_variant_uses_only_masked_pixels(faces):
-    """mkl-m follows the face statistics; a reference background change outside the mask is ignored."""
+@pytest.mark.parametrize("name", [n for n, masked in color.MASKED.items() if masked])
+def test_masked_variant_uses_only_masked_pixels(faces, name):
+    """Masked modes follow the face statistics; a reference background change outside the mask is ignored."""
     img, ref, mi, mr = faces
     ref2 = ref.copy()
     ref2[mr < 0.5] = [0.0, 1.0, 0.0]  # paint the reference background green
-    a = color.color_transfer("mkl-m", img, ref, mi, mr)
-    b = color.color_transfer("mkl-m", img, ref2, mi, mr)
+    a = color.color_transfer(name, img, ref, mi, mr)
+    b = color.color_transfer(name, img, ref2, mi, mr)
     assert np.abs(a - b).max() < 1e-5
-    c = color.color_transfer("mkl", img, ref2, mi, mr)  # unmasked variant does see the green
+    c = color.color_transfer(name, img, ref2)  # without masks the green counts
     assert np.abs(a - c).max() > 0.05
+
+
+def test_unmasked_modes_ignore_masks(faces):
+    img, ref, mi, mr = faces
+    for name in (n for n, masked in color.MASKED.items() if not masked):
+        assert np.array_equal(color.color_transfer(name, img, ref, mi, mr), color.color_transfer(name, img, ref)), name
+
+
+def test_training_and_merging_share_one_set_of_modes():
+    """ct_mode (training) and --color-transfer (merge) name modes of the one colour module."""
+    assert set(CT_MODES) <= set(color.MODES) and set(COLOR_TRANSFERS) <= set(color.MODES)
+    with pytest.raises(ValueError, match="unknown colour transfer"):
+        color.color_transfer("xyz", np.zeros((4, 4, 3)), np.zeros((4, 4, 3)))
+
+
+def test_seed_decides_random_directions(faces):
+    img, ref, _, _ = faces
+    a, b = color.color_transfer("idt", img, ref, seed=1), color.color_transfer("idt", img, ref, seed=1)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, color.color_transfer("idt", img, ref, seed=2))
 
 
 def test_mkl_and_lct_match_covariance(faces):
