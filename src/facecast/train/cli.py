@@ -86,6 +86,7 @@ def register(app: typer.Typer) -> None:
         target_iter: Annotated[Optional[int], typer.Option(help=f"Stop at this total iteration (0 = never) {CHANGE}")] = None,
         set_: Annotated[list[str], typer.Option("--set", help=f"Any other option as KEY=VALUE (see `facecast train-options`) {CHANGE}")] = [],
         max_iters: Annotated[Optional[int], typer.Option(help="Stop after this many iterations in this run.")] = None,
+        max_minutes: Annotated[Optional[float], typer.Option(help="Train for this many minutes in this run (set-up included), then save and stop.")] = None,
         device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
         precision: Annotated[str, typer.Option(help="auto (measured), fp32, bfloat16 or float16.")] = "auto",
         src: Annotated[Optional[Path], typer.Option(help="src faceset folder (default data_src/aligned).")] = None,
@@ -103,7 +104,8 @@ def register(app: typer.Typer) -> None:
         overrides.update(_parse_sets(set_))
         evaluators = _quality_evaluators(workspace, model, preset, overrides)
         result = train(workspace, model, preset_name=preset, overrides=overrides, device=device,
-                       target_iter=target_iter, max_iters=max_iters, src_faceset=src, dst_faceset=dst,
+                       target_iter=target_iter, max_iters=max_iters,
+                       max_seconds=None if max_minutes is None else max_minutes * 60, src_faceset=src, dst_faceset=dst,
                        pretrain_faceset=pretrain_faceset, precision=None if precision == "auto" else precision,
                        evaluators=evaluators, quiet=quiet or json_out)
         data = asdict(result)

@@ -34,6 +34,10 @@ PREFIXES = {"model": "model.", "code_d": "code_d.", "patch_d": "patch_d."}
 
 Evaluator = Callable[[EvalBatch], dict[str, float]]
 
+# A time budget still runs this many iterations: the first pays one-off costs (allocations, worker
+# start), the second gives the speed figure, so even a budget spent on set-up ends in a measured save.
+MIN_ITERS_IN_BUDGET = 2
+
 
 @dataclass
 class TrainResult:
@@ -45,6 +49,8 @@ class TrainResult:
     dst_loss: float | None = None
     first_src_loss: float | None = None
     first_dst_loss: float | None = None
+    trained_now: int = 0  # iterations run by this call
+    seconds: float = 0.0  # wall time of this call, set-up included
     ms_per_iter: float | None = None
     samples_per_s: float | None = None
     data_wait_share: float | None = None
@@ -325,6 +331,7 @@ def train(
     device: str = "auto",
     target_iter: int | None = None,
     max_iters: int | None = None,
+    max_seconds: float | None = None,
     src_faceset: Path | None = None,
     dst_faceset: Path | None = None,
     pretrain_faceset: Path | None = None,
@@ -337,7 +344,12 @@ def train(
 
     `preset_name` is used only when the model is created; `overrides` are option values (architecture
     ones only at creation). `max_iters` bounds this call (tests, benchmarks); `target_iter` is the
-    model's total. `precision`: None/"auto" (as `choose_device` measured), "fp32", "bfloat16", "float16"."""
+    model's total; `max_seconds` is a wall-time budget for this call, counted from its start (set-up
+    included), checked between iterations: one session trains for the whole budget, so the model,
+    faceset and sample workers are set up once (the demo's live budget, `--max-minutes`). `precision`: None/"auto" (as `choose_device` measured), "fp32", "bfloat16", "float16"."""
+    t_call = time.monotonic()
+    if max_seconds is not None and max_seconds < 0:
+        raise FacecastError(f"time budget {max_seconds} s must be >= 0")
     ws = ws if isinstance(ws, Workspace) else Workspace.open(ws)
     _responsible_checks(ws)
     if not model_name or "/" in model_name or model_name.startswith("."):
@@ -406,6 +418,10 @@ def train(
                     break
                 if max_iters is not None and done_here >= max_iters:
                     stop = "max_iters"
+                    break
+                if (max_seconds is not None and done_here >= MIN_ITERS_IN_BUDGET
+                        and time.monotonic() - t_call >= max_seconds):
+                    stop = "max_seconds"
                     break
                 t0 = time.perf_counter()
                 raw = next(loader)
@@ -479,6 +495,8 @@ def train(
         write_preview(run.model_dir, run.options.write_preview_history, _eval_batch(run, src_eval, dst_eval))
     distributed.barrier(dist)
     result.iteration = run.state["iteration"]
+    result.trained_now = done_here
+    result.seconds = round(time.monotonic() - t_call, 2)
     result.stopped = stop
     result.rollbacks = int(run.state.get("rollbacks", 0))
     result.batch_size = batch
