@@ -129,6 +129,29 @@ def register(app: typer.Typer) -> None:
             data = {k: {"value": values[k], "kind": kind} for k, kind in option_help().items()}
         summary(data, json_out, quiet, title=f"options of preset {preset}")
 
+    @app.command("restore-backup")
+    def restore_cmd(
+        workspace: WorkspaceOpt,
+        model: Annotated[str, typer.Option("--model", "-m", help="Model name under model/ (a swap model or an xseg model).")],
+        iteration: Annotated[Optional[int], typer.Option(help="Restore backups/<ITERATION>/ (default: the newest good one).")] = None,
+        quiet: QuietOpt = False,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Make a backup the model's current save again (after a damaged weight file, or to undo training)."""
+        from facecast import modelstore
+        from facecast.workspace import Workspace
+
+        model_dir = Workspace.open(workspace).model(model)
+        if not model_dir.is_dir():
+            raise FacecastError(f"model folder {model_dir} not found")
+        which = None if iteration is None else model_dir / modelstore.BACKUPS / f"{iteration:08d}"
+        if which is not None and not which.is_dir():
+            have = ", ".join(str(int(b.name)) for b in modelstore.list_backups(model_dir)) or "none"
+            raise FacecastError(f"{which}: no such backup (backups: {have})")
+        chosen = modelstore.restore(model_dir, which)
+        summary({"model": str(model_dir), "restored": str(chosen), "iteration": int(chosen.name)}, json_out, quiet,
+                title="restore")
+
     @app.command("export")
     def export_cmd(
         workspace: WorkspaceOpt,
