@@ -19,6 +19,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from facecast import modelstore
+from facecast.compute import PrecisionChoice
 from facecast.errors import FacecastError
 from facecast.modelstore import COMMIT, PENDING, recover  # noqa: F401  (the folder protocol, re-exported)
 
@@ -73,6 +74,12 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
 
 def read_state(model_dir: Path) -> dict[str, Any]:
     return modelstore.read_json(model_dir, FILES[2]) or {}
+
+
+def stored_precision(model_dir: Path) -> PrecisionChoice | None:
+    """The precision the model trains in and why (decided at its first run, see train/precision.py)."""
+    data = read_state(model_dir).get("precision")
+    return PrecisionChoice.from_dict(data) if data else None
 
 
 def load_weights_into(module: torch.nn.Module, weights: dict[str, torch.Tensor], source: str) -> None:

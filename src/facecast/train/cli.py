@@ -88,7 +88,8 @@ def register(app: typer.Typer) -> None:
         max_iters: Annotated[Optional[int], typer.Option(help="Stop after this many iterations in this run.")] = None,
         max_minutes: Annotated[Optional[float], typer.Option(help="Train for this many minutes in this run (set-up included), then save and stop.")] = None,
         device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
-        precision: Annotated[str, typer.Option(help="auto (measured), fp32, bfloat16 or float16.")] = "auto",
+        precision: Annotated[str, typer.Option(help="auto (the model's stored choice, measured on its first run), fp32, bf16 or fp16; a named one is stored with the model.")] = "auto",
+        remeasure_precision: Annotated[bool, typer.Option("--remeasure-precision", help="Measure bf16 against fp32 again on this model's training step and store the answer.")] = False,
         src: Annotated[Optional[Path], typer.Option(help="src faceset folder (default data_src/aligned).")] = None,
         dst: Annotated[Optional[Path], typer.Option(help="dst faceset folder (default data_dst/aligned); a new one reuses the model.")] = None,
         pretrain_faceset: Annotated[Optional[Path], typer.Option(help="Faceset for --pretrain (default data_src/aligned).")] = None,
@@ -107,6 +108,7 @@ def register(app: typer.Typer) -> None:
                        target_iter=target_iter, max_iters=max_iters,
                        max_seconds=None if max_minutes is None else max_minutes * 60, src_faceset=src, dst_faceset=dst,
                        pretrain_faceset=pretrain_faceset, precision=None if precision == "auto" else precision,
+                       remeasure_precision=remeasure_precision,
                        evaluators=evaluators, quiet=quiet or json_out)
         data = asdict(result)
         data.pop("events")

@@ -18,9 +18,11 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from facecast.compute import PrecisionChoice, choose_device, normalise_precision
 from facecast.console import info
 from facecast.errors import FacecastError
 from facecast.train import checkpoint, distributed, losses
+from facecast.train import precision as precision_rules
 from facecast.train.archs.registry import build_model
 from facecast.train.guard import Guard, halve_batch, is_oom
 from facecast.train.optim import make_optimizer
@@ -58,6 +60,7 @@ class TrainResult:
     batch_size: int = 0
     device: str = ""
     precision: str = "fp32"
+    precision_reason: str = ""
     memory_estimate_mb: float = 0.0
     events: list[dict[str, Any]] = field(default_factory=list)
 
@@ -117,18 +120,13 @@ class _Run:
 
     def __init__(self, ws: Workspace, model_dir: Path, options: ModelOptions, created: bool, device: str,
                  precision: str | None, dist: distributed.DistInfo, quiet: bool) -> None:
-        from facecast.compute import choose_device
-
         self.ws, self.model_dir, self.options, self.created = ws, model_dir, options, created
         self.dist, self.quiet = dist, quiet or not dist.is_main
-        choice = choose_device(device)
-        self.device = distributed.device_for(dist, choice.device)
-        amp = choice.amp_dtype if precision in (None, "auto") else (None if precision == "fp32" else precision)
-        self.amp_dtype = getattr(torch, amp) if amp else None
-        self.precision = amp or "fp32"
-        self.device_reason = f"{choice.reason}; {choice.amp_reason}" if precision in (None, "auto") else choice.reason
+        self.choice = choose_device(device)
+        self.device = distributed.device_for(dist, self.choice.device)
+        self.device_reason = self.choice.reason
         self.channels_last = self.device.startswith("cuda")
-        self.scaler = torch.amp.GradScaler("cuda") if amp == "float16" else None
+        self.set_precision(PrecisionChoice("fp32", "not decided yet", self.device.split(":")[0]))
         self.events: list[dict[str, Any]] = []
         self.history_buffer: list[dict[str, Any]] = []
         self.state: dict[str, Any] = {"iteration": 0, "lr_scale": 1.0, "rollbacks": 0, "pretrain": options.pretrain}
@@ -149,6 +147,13 @@ class _Run:
         self.ddp_model = distributed.wrap(self.model, self.dist, self.device)
         self.ddp_code_d = distributed.wrap(self.code_d, self.dist, self.device) if self.code_d else None
         self.ddp_patch_d = distributed.wrap(self.patch_d, self.dist, self.device) if self.patch_d else None
+
+    def set_precision(self, choice: PrecisionChoice) -> None:
+        """Run in `choice.precision` from now on (autocast dtype, and a grad scaler for fp16)."""
+        self.precision_choice = choice
+        self.precision = choice.precision
+        self.amp_dtype = None if choice.precision == "fp32" else getattr(torch, choice.precision)
+        self.scaler = torch.amp.GradScaler("cuda") if choice.precision == "float16" else None
 
     def nets(self) -> dict[str, torch.nn.Module]:
         out: dict[str, torch.nn.Module] = {"model": self.model}
@@ -199,7 +204,7 @@ class _Run:
         if "rng.torch" in otensors:
             torch.set_rng_state(otensors["rng.torch"])
         saved = checkpoint.read_state(self.model_dir)
-        self.state.update({k: v for k, v in saved.items() if k in ("iteration", "lr_scale", "rollbacks", "pretrain")})
+        self.state.update({k: v for k, v in saved.items() if k in ("iteration", "lr_scale", "rollbacks", "pretrain", "precision")})
         self.set_lr()
 
     # -- history ------------------------------------------------------------------------------------
@@ -337,6 +342,7 @@ def train(
     pretrain_faceset: Path | None = None,
     evaluators: Sequence[Evaluator] = (),
     precision: str | None = None,
+    remeasure_precision: bool = False,
     quiet: bool = False,
     log_every: int = 1,
 ) -> TrainResult:
@@ -348,6 +354,7 @@ def train(
     included), checked between iterations: one session trains for the whole budget, so the model,
     faceset and sample workers are set up once (the demo's live budget, `--max-minutes`). `precision`: None/"auto" (as `choose_device` measured), "fp32", "bfloat16", "float16"."""
     t_call = time.monotonic()
+    normalise_precision(precision)  # a misspelt precision is refused before any work
     if max_seconds is not None and max_seconds < 0:
         raise FacecastError(f"time budget {max_seconds} s must be >= 0")
     ws = ws if isinstance(ws, Workspace) else Workspace.open(ws)
@@ -390,6 +397,8 @@ def train(
     run.state["pretrain"] = options.pretrain
     run.set_lr()
     run.trim_history()
+    run.set_precision(precision_rules.decide(run, precision, remeasure_precision, src_train, dst_train))
+    run.state["precision"] = run.precision_choice.to_dict()
 
     batch = options.batch_size
     est = memory_estimate(run.model, options, batch // dist.world)
@@ -397,11 +406,12 @@ def train(
          f"{int(est['parameters']):,} parameters, memory estimate ~{est['total_mb']:.0f} MB "
          f"(weights+optimizer {est['state_mb']:.0f} MB, activations {est['activations_mb']:.0f} MB at batch {batch})",
          run.quiet)
-    info(f"device {run.device} ({run.device_reason}), precision {run.precision}; "
+    info(f"device {run.device} ({run.device_reason}), precision {run.precision} ({run.precision_choice.reason}); "
          f"{'created' if created else 'resumed at iteration ' + str(run.state['iteration'])}", run.quiet)
 
     result = TrainResult(str(model_dir), created, run.state["iteration"], "", batch_size=batch, device=run.device,
-                         precision=run.precision, memory_estimate_mb=est["total_mb"])
+                         precision=run.precision,
+                         precision_reason=run.precision_choice.reason, memory_estimate_mb=est["total_mb"])
     guard = Guard()
     loader = _make_loader(run, src_train, dst_train, batch)
     last_save = last_backup = time.monotonic()
