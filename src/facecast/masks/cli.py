@@ -73,7 +73,7 @@ def register(app: typer.Typer) -> None:
     @xseg.command("apply")
     def apply(side: SideArg, workspace: WorkspaceOpt, model: ModelOpt = "xseg", batch_size: BatchOpt = 16,
               force: Annotated[bool, typer.Option("--force", help="Redo faces already masked by these weights.")] = False,
-              resize: Annotated[bool, typer.Option("--resize", help="Scale faces of another size to the model's.")] = False,
+              resize: Annotated[Optional[bool], typer.Option("--resize/--no-resize", help="Force a choice for faces of another size than the model's: by default they are scaled to it (and the summary says so); --no-resize refuses them.")] = None,
               device: DeviceOpt = "auto", quiet: QuietOpt = False, as_json: JsonOpt = False) -> None:
         """Write each face's XSeg mask into its metadata (resumable)."""
         from facecast.masks.xseg.apply import xseg_apply
