@@ -44,7 +44,7 @@ def test_bf16_needs_a_clear_margin_and_a_load_spike_does_not_decide():
     assert calls[2:] == [False, True, True, False, False, True]  # interleaved, order alternating
     step, _ = _sleeper(0.02, 0.017)  # 1.18x: inside the noise, keep fp32
     use, why, ratio = compare_precisions(step, repeats=3)
-    assert not use and 1.0 < ratio < 1.3 and "1.3x" in why
+    assert not use and ratio < 1.3 and "1.3x" in why  # (sleep jitter under load moves the ratio; never past 1.3)
     # a 0.3 s stall during one bf16 run (the machine got busy) does not flip a clear bf16 win
     step, _ = _sleeper(0.03, 0.01, spikes={4: 0.3})
     assert compare_precisions(step, repeats=3)[0]
