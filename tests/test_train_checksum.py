@@ -109,3 +109,21 @@ def test_folders_saved_before_checksums_still_load(tmp_path):
     assert sorted(checkpoint.load_tensors(d / "model.safetensors"))
     _save(d, 2, 1)  # the next save adds them
     assert (d / modelstore.CHECKSUMS).is_file()
+
+
+def test_xseg_models_share_the_store_and_its_checksums(tmp_path):
+    from facecast.masks.xseg import store
+    from facecast.masks.xseg.model import build_model as build_xseg
+    from facecast.masks.xseg.model import preset_options
+
+    d = tmp_path / "xseg"
+    opts = preset_options("tiny", None, "whole_face")
+    store.save_checkpoint(d, build_xseg(opts), opts, store.XSegState())
+    checkpoint.backup(d, 0, keep=2)
+    assert "model.safetensors" in json.loads((d / modelstore.CHECKSUMS).read_text())["sha256"]
+    store.load_model(d)
+    _damage(d / "model.safetensors")
+    with pytest.raises(modelstore.CorruptModelError, match="backups/00000000"):
+        store.load_model(d)
+    modelstore.restore(d)
+    assert store.load_model(d)[1].resolution == opts.resolution
