@@ -270,8 +270,9 @@ def test_cli_end_to_end_with_tiny_model(clip_ws):
 def test_more_training_remerges(clip_ws):
     ws, _ = clip_ws
     merge(ws, "m", MergeSettings(), FakePredictor(64), quiet=True)
-    (ws.model("m") / "state.json").write_text(json.dumps({"iteration": 500}))
-    rep = merge(ws, "m", None, FakePredictor(64), quiet=True)
+    trained_more = FakePredictor(64)
+    trained_more.iteration = 500  # what load_predictor reports after more training
+    rep = merge(ws, "m", None, trained_more, quiet=True)
     assert rep.merged == N - len(BLANK)  # face frames redone; face-less frames stay copied
 
 

@@ -142,9 +142,35 @@ def test_segmenter_contract_and_wrong_inputs(trained, tmp_path):
         xseg_apply(other, "dst", device="cpu", quiet=True)
     assert [p.read_bytes() for p in list_aligned(other.aligned("dst"))] == before
     with pytest.raises(FacecastError, match=f"face is 128px, but xseg model xseg was trained at {R}px"):
-        xseg_apply(other, "src", device="cpu", quiet=True)
+        xseg_apply(other, "src", device="cpu", resize=False, quiet=True)  # --no-resize: a forced refusal
     assert xseg_apply(other, "src", device="cpu", resize=True, quiet=True)["applied"] == 2
     assert read_meta(list_aligned(other.aligned("src"))[0]).get_xseg_mask().shape == (128, 128)
+
+
+def test_apply_resizes_a_512px_faceset_for_a_64px_segmenter(trained, tmp_path):
+    """Issue 11.3: no flag needed; the summary says the faces were scaled; the mask matches the one
+    made from the face cut at the segmenter's size."""
+    import cv2
+
+    from facecast.faces.aligned import read_aligned
+
+    ws, _ = trained
+    big = Workspace.open(tmp_path / "big", create=True)
+    write_faceset(big.aligned("dst"), 3, size=512, seed=5)
+    (big.models / "xseg").mkdir(parents=True)
+    for f in ("options.json", "model.safetensors", "state.json"):
+        (big.model("xseg") / f).write_bytes((ws.model("xseg") / f).read_bytes())
+    res = xseg_apply(big, "dst", device="cpu", quiet=True)
+    assert res["applied"] == 3 and res["resized"].startswith("yes: 3 face(s) of 512px scaled to the segmenter's 64px")
+    face = read_aligned(list_aligned(big.aligned("dst"))[0])
+    mask = face.meta.get_xseg_mask()
+    assert mask.shape == (512, 512)
+    seg = load_segmenter(big.model("xseg"), "cpu")
+    small = seg(cv2.resize(face.image, (R, R), interpolation=cv2.INTER_AREA)[None])[0]
+    assert np.abs(cv2.resize(mask, (R, R), interpolation=cv2.INTER_AREA) - small).mean() < 0.02
+    code, out, err = run_cli("xseg", "apply", "dst", "-w", str(big.root), "--force", "--device", "cpu", "--json")
+    assert code == 0, err
+    assert json.loads(out)["resized"].startswith("yes: 3 face(s)")
 
 
 def test_cli_errors_are_one_line(trained, tmp_path):

@@ -30,6 +30,7 @@ class DoctorReport:
     encoders: dict[str, bool] = field(default_factory=dict)
     free_disk_gb: float | None = None
     workspace: str = ""
+    model_precisions: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {
@@ -39,6 +40,7 @@ class DoctorReport:
             "device": self.device,
             "device reason": self.device_reason,
             "precision": self.precision,
+            "training precision per model": self.model_precisions or "no trained model in this workspace",
             "device usable": self.device_ok,
             "video encoders": {k: ("yes" if v else "no") for k, v in self.encoders.items()},
             "workspace": self.workspace,
@@ -77,7 +79,9 @@ def doctor(device: str = "auto", workspace: Path | str = ".") -> DoctorReport:
     ok = True
     try:
         choice = choose_device(device)
-        dev, why, precision = choice.device, choice.reason, f"{choice.amp_dtype or 'float32'} ({choice.amp_reason})"
+        dev, why = choice.device, choice.reason
+        precision = (f"{choice.amp_dtype or 'float32'} for inference and as a first guess ({choice.amp_reason}); "
+                     "training measures each model's own step once and stores the choice with the model")
     except FacecastError as err:
         ok = False
         dev, why, precision = device, str(err), "-"
@@ -97,4 +101,26 @@ def doctor(device: str = "auto", workspace: Path | str = ".") -> DoctorReport:
         encoders=available_encoders(),
         free_disk_gb=free,
         workspace=str(ws),
+        model_precisions=model_precisions(ws),
     )
+
+
+def model_precisions(ws: Path) -> dict[str, str]:
+    """Each trained model's stored precision and why (what `facecast train` will run it in)."""
+    from facecast.train.checkpoint import read_state, stored_precision
+
+    out: dict[str, str] = {}
+    root = ws / "model"
+    for model_dir in sorted(root.iterdir()) if root.is_dir() else []:
+        if not (model_dir / "state.json").is_file():
+            continue
+        try:
+            if "iteration" not in (read_state(model_dir)):
+                continue  # not a swap model (an xseg segmenter: it has no stored training precision)
+            choice = stored_precision(model_dir)
+        except FacecastError as err:
+            out[model_dir.name] = f"unreadable ({err})"
+            continue
+        out[model_dir.name] = (f"{choice.precision} on {choice.device_type}: {choice.reason}" if choice
+                               else "not decided yet (measured at its next training run)")
+    return out

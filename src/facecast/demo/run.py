@@ -55,7 +55,7 @@ class DemoSettings:
     dst_frames: int = 48
     train_seconds: float = 90.0  # live fine-tune of the shipped weights
     scratch_seconds: float = 240.0  # live training when there are no weights (or --from-scratch)
-    min_iters: int = 2
+    min_iters: int = 2  # the trainer's time budget always runs at least this many (MIN_ITERS_IN_BUDGET)
     extract_workers: int = 2
     merge_workers: int = 1
     score: bool = True
@@ -149,29 +149,16 @@ def spec_text(spec: material.ClipSpec) -> str:
     return f"{spec.photo}, {spec.frames} frames {spec.size[0]}x{spec.size[1]} at {spec.fps:g} fps, with audio"
 
 
-def train_for(ws: Workspace, seconds: float, min_iters: int, quiet: bool, create: bool) -> tuple[int, int]:
+def train_for(ws: Workspace, seconds: float, quiet: bool, create: bool) -> tuple[int, int]:
     """Train model/demo for about `seconds` of wall time; returns (total iteration, iterations run here).
 
-    The trainer takes an iteration budget, not a time budget, and a CPU's speed can change tenfold
-    within a run when other jobs start (measured on the shared machine: 0.14 to 8 s per iteration), so
-    training runs in chunks sized from the latest measured speed, each covering at most a fifth of the
-    budget: an overshoot is bounded by one chunk."""
+    One training session with a time budget: the model, faceset and sample pipeline are set up once and
+    every remaining second goes to training steps, however the machine's speed changes meanwhile."""
     from facecast.train.trainer import train
 
-    t0 = time.perf_counter()
     overrides = dict(MODEL_OPTIONS) if create else {}
-    n = max(min_iters, 2)  # two steps: the trainer times from the second (the first pays set-up)
-    ran, total = 0, 0
-    while True:
-        res = train(ws, MODEL_NAME, preset_name="tiny", overrides=overrides, max_iters=n, quiet=quiet)
-        overrides = {}
-        ran, total = ran + n, res.iteration
-        spent = time.perf_counter() - t0
-        ms = res.ms_per_iter or spent * 1000 / max(ran, 1)
-        left = seconds - spent
-        if left * 1000 < ms:
-            return total, ran
-        n = max(1, int(min(left, seconds / 5) * 1000 / max(ms, 1.0)))
+    res = train(ws, MODEL_NAME, preset_name="tiny", overrides=overrides, max_seconds=seconds, quiet=quiet)
+    return res.iteration, res.trained_now
 
 
 def write_preview(ws: Workspace, path: Path) -> Path:
@@ -237,13 +224,13 @@ def demo(out_dir: str | Path | None = None, fast: bool = False, from_scratch: bo
         state = weights.install(ws.model(MODEL_NAME), shipped)
         used = f"shipped demo weights (iteration {state.get('iteration', '?')}), fine-tuned live"
         info(f"weights: starting from the {used} for ~{settings.train_seconds:.0f} s", quiet)
-        total, ran = train_for(ws, settings.train_seconds, settings.min_iters, quiet, create=False)
+        total, ran = train_for(ws, settings.train_seconds, quiet, create=False)
     else:
         why = "--from-scratch" if from_scratch else f"no shipped weights in {weights.asset_dir()}"
         used = f"none ({why}): trained from scratch"
         info(f"weights: {why}; training from scratch for ~{settings.scratch_seconds:.0f} s - expect a blur, not "
              "a likeness (a recognisable swap needs ~1000-1500 iterations)", quiet)
-        total, ran = train_for(ws, settings.scratch_seconds, settings.min_iters, quiet, create=True)
+        total, ran = train_for(ws, settings.scratch_seconds, quiet, create=True)
         notes.append("trained from scratch for a short budget: the swap is not yet the source's likeness")
     timings["train"] = time.perf_counter() - t
 

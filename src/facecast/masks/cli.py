@@ -27,11 +27,14 @@ def _ws(path: Path):
     return Workspace.open(path)
 
 
-def _settings(batch_size: int, device: str, seed: int, save_every: int):
+MinutesOpt = Annotated[Optional[float], typer.Option("--max-minutes", help="Train for at most this many minutes in this run (set-up included), then save and stop.")]
+
+
+def _settings(batch_size: int, device: str, seed: int, save_every: int, max_minutes: float | None = None):
     from facecast.masks.xseg.train import XSegTrainSettings
 
     return XSegTrainSettings(batch_size=batch_size, device=device, seed=seed, save_every=save_every,
-                             preview_every=save_every)
+                             preview_every=save_every, max_seconds=None if max_minutes is None else max_minutes * 60)
 
 
 def register(app: typer.Typer) -> None:
@@ -47,13 +50,13 @@ def register(app: typer.Typer) -> None:
                  target_iter: Annotated[int, typer.Option("--target-iter", help="Stop at this iteration.")] = 2000,
                  resolution: ResOpt = None, face_type: FaceTypeOpt = None, batch_size: BatchOpt = 8,
                  device: DeviceOpt = "auto", seed: int = 0,
-                 save_every: Annotated[int, typer.Option("--save-every")] = 250,
+                 save_every: Annotated[int, typer.Option("--save-every")] = 250, max_minutes: MinutesOpt = None,
                  quiet: QuietOpt = False, as_json: JsonOpt = False) -> None:
         """Train without hand labels: target = face hull (+ forehead) minus synthetic occluders."""
         from facecast.masks.xseg.train import xseg_pretrain
 
         result = xseg_pretrain(_ws(workspace), model, preset, target_iter, resolution, face_type,
-                               _settings(batch_size, device, seed, save_every), quiet)
+                               _settings(batch_size, device, seed, save_every, max_minutes), quiet)
         summary(result, as_json, quiet, title="xseg pretrain")
 
     @xseg.command("train")
@@ -61,19 +64,19 @@ def register(app: typer.Typer) -> None:
               target_iter: Annotated[int, typer.Option("--target-iter", help="Stop at this fine-tune iteration.")] = 500,
               resolution: ResOpt = None, face_type: FaceTypeOpt = None, batch_size: BatchOpt = 8,
               device: DeviceOpt = "auto", seed: int = 0,
-              save_every: Annotated[int, typer.Option("--save-every")] = 250,
+              save_every: Annotated[int, typer.Option("--save-every")] = 250, max_minutes: MinutesOpt = None,
               quiet: QuietOpt = False, as_json: JsonOpt = False) -> None:
         """Fine-tune on the labelled faces of src and dst together (pretrain first for best results)."""
         from facecast.masks.xseg.train import xseg_train
 
         result = xseg_train(_ws(workspace), model, preset, target_iter, resolution, face_type,
-                            _settings(batch_size, device, seed, save_every), quiet)
+                            _settings(batch_size, device, seed, save_every, max_minutes), quiet)
         summary(result, as_json, quiet, title="xseg train")
 
     @xseg.command("apply")
     def apply(side: SideArg, workspace: WorkspaceOpt, model: ModelOpt = "xseg", batch_size: BatchOpt = 16,
               force: Annotated[bool, typer.Option("--force", help="Redo faces already masked by these weights.")] = False,
-              resize: Annotated[bool, typer.Option("--resize", help="Scale faces of another size to the model's.")] = False,
+              resize: Annotated[Optional[bool], typer.Option("--resize/--no-resize", help="Force a choice for faces of another size than the model's: by default they are scaled to it (and the summary says so); --no-resize refuses them.")] = None,
               device: DeviceOpt = "auto", quiet: QuietOpt = False, as_json: JsonOpt = False) -> None:
         """Write each face's XSeg mask into its metadata (resumable)."""
         from facecast.masks.xseg.apply import xseg_apply

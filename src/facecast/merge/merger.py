@@ -422,7 +422,8 @@ def merge(
     # what the pixels depend on besides settings: the model (and its training iteration, so merging
     # again after more training redoes every frame) and the XSeg weights
     model_sig = [model_name, int(predictor.resolution), predictor.face_type, getattr(predictor, "arch", ""),
-                 _model_iteration(model_dir), getattr(predictor, "precision", None),
+                 getattr(predictor, "iteration", None),  # the Predictor's API, not the trainer's files
+                 getattr(predictor, "precision", None),
                  [getattr(segmenter, "name", type(segmenter).__name__), getattr(segmenter, "version", None)]
                  if segmenter is not None else None]
     digests: dict[str, str] = {}
@@ -529,14 +530,6 @@ def merge(
         faces=n_faces, seconds=time.perf_counter() - t0, workers=workers, session=str(session.path), parallel=parallel,
         identity=identity, patches=str(patch_dir) if patch_dir else None,
     )
-
-
-def _model_iteration(model_dir: Path) -> Any:
-    """The trained iteration recorded in model/<name>/state.json (None when absent or unreadable)."""
-    try:
-        return json.loads((model_dir / "state.json").read_text()).get("iteration")
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 def _ready(item) -> bool:

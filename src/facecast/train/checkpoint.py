@@ -1,105 +1,49 @@
-"""Atomic, consistent checkpoints in safetensors (no pickle: a model folder may come from anyone).
+"""SAEHD checkpoints in a model folder: which tensors and state go into a save, and back.
 
-A save writes `model.safetensors`, `optimizer.safetensors`, `state.json` and `options.json` together.
-Each file alone could be made atomic by temp + rename, but a kill between two renames would leave a
-new model with an old optimizer. So a save is a small journal:
-
-1. write all files into `.pending/`, fsync each file and the folder;
-2. rename `.pending/` -> `.commit/` (one atomic rename: from here on the save counts as done);
-3. move each file from `.commit/` into the model folder (atomic renames), fsync the folder;
-4. remove `.commit/`.
-
-`recover()` runs before every load: a `.commit/` is rolled forward (step 3 again), a `.pending/` is
-an unfinished save and is deleted. So after a kill -9 at any moment the folder holds exactly the last
-completed save.
+The folder itself (atomic multi-file commit, recovery after a kill, sha256 per weight file, backups)
+is `facecast.modelstore`, shared with the XSeg segmenter. A save writes `model.safetensors`,
+`optimizer.safetensors`, `state.json` and `options.json` together, so a kill can never leave a new
+model with an old optimizer. No pickle: a model folder may come from anyone.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
 
+from facecast import modelstore
+from facecast.compute import PrecisionChoice
 from facecast.errors import FacecastError
+from facecast.modelstore import COMMIT, PENDING, recover  # noqa: F401  (the folder protocol, re-exported)
 
 FILES = ("model.safetensors", "optimizer.safetensors", "state.json", "options.json")
-PENDING, COMMIT = ".pending", ".commit"
 
 # Called with the phase name ("pending-written", "committed") during a save; tests use it to kill -9
 # a save mid-way. A no-op in normal runs.
 _phase_hook: Callable[[str], None] = lambda phase: None
 
 
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return  # platforms without directory fds (Windows): rename is still atomic
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def recover(model_dir: Path) -> str | None:
-    """Finish or discard an interrupted save; returns what was done (for the log) or None."""
-    model_dir = Path(model_dir)
-    commit, pending = model_dir / COMMIT, model_dir / PENDING
-    done = None
-    if commit.is_dir():
-        for name in FILES:
-            if (commit / name).exists():
-                os.replace(commit / name, model_dir / name)
-        _fsync_dir(model_dir)
-        shutil.rmtree(commit, ignore_errors=True)
-        done = "rolled forward an interrupted save"
-    if pending.exists():
-        shutil.rmtree(pending, ignore_errors=True)
-        done = done or "discarded an unfinished save"
-    return done
+def _tensor_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> bytes:
+    return st_save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, metadata=metadata)
 
 
 def save_checkpoint(model_dir: Path, weights: dict[str, torch.Tensor], optim: dict[str, torch.Tensor],
                     optim_meta: dict[str, str], state: dict[str, Any], options_json: str) -> None:
-    """Write one consistent checkpoint (see the module docstring for the protocol)."""
-    model_dir = Path(model_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    recover(model_dir)
-    pending = model_dir / PENDING
-    pending.mkdir()
-    try:
-        save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, pending / FILES[0])
-        save_file({k: v.detach().contiguous().cpu() for k, v in optim.items()}, pending / FILES[1], metadata=optim_meta)
-        (pending / FILES[2]).write_text(json.dumps(state, indent=2))
-        (pending / FILES[3]).write_text(options_json)
-        for name in FILES:
-            _fsync_file(pending / name)
-        _fsync_dir(pending)
-    except OSError as err:
-        shutil.rmtree(pending, ignore_errors=True)
-        raise FacecastError(f"cannot save model to {model_dir}: {err.strerror}") from None
-    _phase_hook("pending-written")
-    os.replace(pending, model_dir / COMMIT)
-    _fsync_dir(model_dir)
-    _phase_hook("committed")
-    recover(model_dir)
+    """Write one consistent checkpoint (see `facecast.modelstore` for the protocol)."""
+    files = {
+        FILES[0]: _tensor_bytes(weights),
+        FILES[1]: _tensor_bytes(optim, optim_meta or None),
+        FILES[2]: json.dumps(state, indent=2).encode(),
+        FILES[3]: options_json.encode(),
+    }
+    modelstore.commit(Path(model_dir), files, lambda phase: _phase_hook(phase))
 
 
 def has_checkpoint(model_dir: Path, repair: bool = True) -> bool:
@@ -112,29 +56,39 @@ def has_checkpoint(model_dir: Path, repair: bool = True) -> bool:
     return (model_dir / FILES[0]).exists() and (model_dir / FILES[2]).exists()
 
 
-def load_tensors(path: Path) -> dict[str, torch.Tensor]:
+def _parse(data: bytes, path: Path) -> dict[str, torch.Tensor]:
     try:
-        return load_file(str(path))
-    except FileNotFoundError:
-        raise FacecastError(f"{path}: not found") from None
-    except (SafetensorError, OSError, ValueError) as err:
-        raise FacecastError(f"{path}: not a readable safetensors file ({err}); restore a backup from backups/") from None
+        return st_load(data)
+    except (SafetensorError, ValueError, RuntimeError) as err:
+        raise FacecastError(f"{path}: not a readable safetensors file ({err}); "
+                            f"{modelstore._restore_advice(path.parent)}") from None
+
+
+def load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a weight file in a model folder, after checking its recorded sha256."""
+    path = Path(path)
+    if not path.exists():
+        raise FacecastError(f"{path}: not found")
+    return _parse(modelstore.read_verified(path.parent, path.name), path)
 
 
 def read_state(model_dir: Path) -> dict[str, Any]:
     path = Path(model_dir) / FILES[2]
-    try:
-        state = json.loads(path.read_text())
-    except FileNotFoundError:
+    state = modelstore.read_json(model_dir, FILES[2])
+    if state is None:
         return {}
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise FacecastError(f"{path}: corrupt state file; restore a backup from backups/") from None
     numbers = {"iteration": int, "rollbacks": int, "lr_scale": (int, float)}
     if not isinstance(state, dict) or any(
         k in state and (not isinstance(state[k], t) or isinstance(state[k], bool) or state[k] < 0) for k, t in numbers.items()
     ):
         raise FacecastError(f"{path}: malformed state file (iteration, rollbacks, lr_scale); restore a backup from backups/")
     return state
+
+
+def stored_precision(model_dir: Path) -> PrecisionChoice | None:
+    """The precision the model trains in and why (decided at its first run, see train/precision.py)."""
+    data = read_state(model_dir).get("precision")
+    return PrecisionChoice.from_dict(data) if data else None
 
 
 def load_weights_into(module: torch.nn.Module, weights: dict[str, torch.Tensor], source: str) -> None:
@@ -212,31 +166,10 @@ def read_optimizer_file(model_dir: Path) -> tuple[dict[str, torch.Tensor], dict[
     path = Path(model_dir) / FILES[1]
     if not path.exists():
         return {}, {}
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-    except (SafetensorError, OSError) as err:
-        raise FacecastError(f"{path}: not a readable safetensors file ({err}); restore a backup from backups/") from None
-    return tensors, meta
+    data = modelstore.read_verified(path.parent, path.name)
+    return _parse(data, path), modelstore.safetensors_metadata(data)
 
 
 def backup(model_dir: Path, iteration: int, keep: int) -> Path:
     """Copy the committed checkpoint to backups/<iter>/ and keep only the newest `keep` backups."""
-    model_dir = Path(model_dir)
-    root = model_dir / "backups"
-    dest = root / f"{iteration:08d}"
-    tmp = root / f".{iteration:08d}.partial"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name in FILES:
-        if (model_dir / name).exists():
-            shutil.copy2(model_dir / name, tmp / name)
-    shutil.rmtree(dest, ignore_errors=True)
-    os.replace(tmp, dest)
-    olds = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    for old in olds[: max(0, len(olds) - max(1, keep))]:
-        shutil.rmtree(old, ignore_errors=True)
-    return dest
+    return modelstore.backup(model_dir, iteration, keep)

@@ -86,8 +86,10 @@ def register(app: typer.Typer) -> None:
         target_iter: Annotated[Optional[int], typer.Option(help=f"Stop at this total iteration (0 = never) {CHANGE}")] = None,
         set_: Annotated[list[str], typer.Option("--set", help=f"Any other option as KEY=VALUE (see `facecast train-options`) {CHANGE}")] = [],
         max_iters: Annotated[Optional[int], typer.Option(help="Stop after this many iterations in this run.")] = None,
+        max_minutes: Annotated[Optional[float], typer.Option(help="Train for this many minutes in this run (set-up included), then save and stop.")] = None,
         device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
-        precision: Annotated[str, typer.Option(help="auto (measured), fp32, bfloat16 or float16.")] = "auto",
+        precision: Annotated[str, typer.Option(help="auto (the model's stored choice, measured on its first run), fp32, bf16 or fp16; a named one is stored with the model.")] = "auto",
+        remeasure_precision: Annotated[bool, typer.Option("--remeasure-precision", help="Measure bf16 against fp32 again on this model's training step and store the answer.")] = False,
         src: Annotated[Optional[Path], typer.Option(help="src faceset folder (default data_src/aligned).")] = None,
         dst: Annotated[Optional[Path], typer.Option(help="dst faceset folder (default data_dst/aligned); a new one reuses the model.")] = None,
         pretrain_faceset: Annotated[Optional[Path], typer.Option(help="Faceset for --pretrain (default data_src/aligned).")] = None,
@@ -103,8 +105,10 @@ def register(app: typer.Typer) -> None:
         overrides.update(_parse_sets(set_))
         evaluators = _quality_evaluators(workspace, model, preset, overrides)
         result = train(workspace, model, preset_name=preset, overrides=overrides, device=device,
-                       target_iter=target_iter, max_iters=max_iters, src_faceset=src, dst_faceset=dst,
+                       target_iter=target_iter, max_iters=max_iters,
+                       max_seconds=None if max_minutes is None else max_minutes * 60, src_faceset=src, dst_faceset=dst,
                        pretrain_faceset=pretrain_faceset, precision=None if precision == "auto" else precision,
+                       remeasure_precision=remeasure_precision,
                        evaluators=evaluators, quiet=quiet or json_out)
         data = asdict(result)
         data.pop("events")
@@ -126,6 +130,29 @@ def register(app: typer.Typer) -> None:
         if json_out:
             data = {k: {"value": values[k], "kind": kind} for k, kind in option_help().items()}
         summary(data, json_out, quiet, title=f"options of preset {preset}")
+
+    @app.command("restore-backup")
+    def restore_cmd(
+        workspace: WorkspaceOpt,
+        model: Annotated[str, typer.Option("--model", "-m", help="Model name under model/ (a swap model or an xseg model).")],
+        iteration: Annotated[Optional[int], typer.Option(help="Restore backups/<ITERATION>/ (default: the newest good one).")] = None,
+        quiet: QuietOpt = False,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Make a backup the model's current save again (after a damaged weight file, or to undo training)."""
+        from facecast import modelstore
+        from facecast.workspace import Workspace
+
+        model_dir = Workspace.open(workspace).model(model)
+        if not model_dir.is_dir():
+            raise FacecastError(f"model folder {model_dir} not found")
+        which = None if iteration is None else model_dir / modelstore.BACKUPS / f"{iteration:08d}"
+        if which is not None and not which.is_dir():
+            have = ", ".join(str(int(b.name)) for b in modelstore.list_backups(model_dir)) or "none"
+            raise FacecastError(f"{which}: no such backup (backups: {have})")
+        chosen = modelstore.restore(model_dir, which)
+        summary({"model": str(model_dir), "restored": str(chosen), "iteration": int(chosen.name)}, json_out, quiet,
+                title="restore")
 
     @app.command("export")
     def export_cmd(

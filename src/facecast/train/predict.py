@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from facecast.compute import PrecisionChoice, choose_device
 from facecast.errors import FacecastError
 from facecast.train import checkpoint
 from facecast.train.archs.base import SwapModel
@@ -93,15 +94,21 @@ class Predictor:
     """A loaded model ready to swap batches of aligned dst faces (no_grad, autocast where it pays)."""
 
     def __init__(self, model: SwapModel, options: ModelOptions, name: str, device: str = "auto",
-                 batch_size: int | None = None) -> None:
-        from facecast.compute import choose_device
-
+                 batch_size: int | None = None, iteration: int | None = None,
+                 precision: PrecisionChoice | None = None) -> None:
         choice = choose_device(device)
         self.device = choice.device
         on_cpu = self.device.split(":")[0] == "cpu"
-        # fp32 on CPU: the CPU bf16 choice is a timing and may differ between processes (module docstring)
-        self.amp_dtype = getattr(torch, choice.amp_dtype) if choice.amp_dtype and not on_cpu else None
+        amp = choice.amp_dtype
+        if precision is not None and precision.device_type == self.device.split(":")[0]:
+            amp = None if precision.precision == "fp32" else precision.precision  # the model's stored choice
+        if on_cpu:
+            # fp32 on CPU: the CPU bf16 choice is a timing and may differ between processes, and merged frames
+            # must be byte-identical whichever process renders them (module docstring)
+            amp = None
+        self.amp_dtype = getattr(torch, amp) if amp else None
         self.precision = str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "float32"
+        self.iteration = iteration  # the trained iteration of the loaded weights (merge redoes frames when it changes)
         self.model = model.to(self.device)
         if choice.is_cuda:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -149,5 +156,8 @@ class Predictor:
 
 def load_predictor(model_dir: Path, device: str = "auto") -> Predictor:
     """Load `model/<name>/` for inference (see the module docstring for the contract)."""
-    model, options, _ = load_swap_model(Path(model_dir))
-    return Predictor(model, options, Path(model_dir).name, device)
+    model, options, state = load_swap_model(Path(model_dir))
+    iteration = state.get("iteration")
+    precision = PrecisionChoice.from_dict(state["precision"]) if state.get("precision") else None
+    return Predictor(model, options, Path(model_dir).name, device,
+                     iteration=int(iteration) if iteration is not None else None, precision=precision)

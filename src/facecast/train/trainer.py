@@ -18,9 +18,12 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from facecast.compute import PrecisionChoice, choose_device, normalise_precision
 from facecast.console import info
 from facecast.errors import FacecastError
+from facecast.trainloop import MIN_ITERS_IN_BUDGET, Budget, Display, Loop, LoopStats, StepOut  # noqa: F401
 from facecast.train import checkpoint, distributed, losses
+from facecast.train import precision as precision_rules
 from facecast.train.archs.registry import build_model
 from facecast.train.guard import Guard, halve_batch, is_oom
 from facecast.train.optim import make_optimizer
@@ -35,6 +38,7 @@ PREFIXES = {"model": "model.", "code_d": "code_d.", "patch_d": "patch_d."}
 Evaluator = Callable[[EvalBatch], dict[str, float]]
 
 
+
 @dataclass
 class TrainResult:
     model_dir: str
@@ -45,6 +49,8 @@ class TrainResult:
     dst_loss: float | None = None
     first_src_loss: float | None = None
     first_dst_loss: float | None = None
+    trained_now: int = 0  # iterations run by this call
+    seconds: float = 0.0  # wall time of this call, set-up included
     ms_per_iter: float | None = None
     samples_per_s: float | None = None
     data_wait_share: float | None = None
@@ -52,6 +58,7 @@ class TrainResult:
     batch_size: int = 0
     device: str = ""
     precision: str = "fp32"
+    precision_reason: str = ""
     memory_estimate_mb: float = 0.0
     events: list[dict[str, Any]] = field(default_factory=list)
 
@@ -110,19 +117,14 @@ class _Run:
     """State of one training run (one process)."""
 
     def __init__(self, ws: Workspace, model_dir: Path, options: ModelOptions, created: bool, device: str,
-                 precision: str | None, dist: distributed.DistInfo, quiet: bool) -> None:
-        from facecast.compute import choose_device
-
+                 dist: distributed.DistInfo, quiet: bool) -> None:
         self.ws, self.model_dir, self.options, self.created = ws, model_dir, options, created
         self.dist, self.quiet = dist, quiet or not dist.is_main
-        choice = choose_device(device)
-        self.device = distributed.device_for(dist, choice.device)
-        amp = choice.amp_dtype if precision in (None, "auto") else (None if precision == "fp32" else precision)
-        self.amp_dtype = getattr(torch, amp) if amp else None
-        self.precision = amp or "fp32"
-        self.device_reason = f"{choice.reason}; {choice.amp_reason}" if precision in (None, "auto") else choice.reason
+        self.choice = choose_device(device)
+        self.device = distributed.device_for(dist, self.choice.device)
+        self.device_reason = self.choice.reason
         self.channels_last = self.device.startswith("cuda")
-        self.scaler = torch.amp.GradScaler("cuda") if amp == "float16" else None
+        self.set_precision(PrecisionChoice("fp32", "not decided yet", self.device.split(":")[0]))
         self.events: list[dict[str, Any]] = []
         self.history_buffer: list[dict[str, Any]] = []
         self.state: dict[str, Any] = {"iteration": 0, "lr_scale": 1.0, "rollbacks": 0, "pretrain": options.pretrain}
@@ -143,6 +145,13 @@ class _Run:
         self.ddp_model = distributed.wrap(self.model, self.dist, self.device)
         self.ddp_code_d = distributed.wrap(self.code_d, self.dist, self.device) if self.code_d else None
         self.ddp_patch_d = distributed.wrap(self.patch_d, self.dist, self.device) if self.patch_d else None
+
+    def set_precision(self, choice: PrecisionChoice) -> None:
+        """Run in `choice.precision` from now on (autocast dtype, and a grad scaler for fp16)."""
+        self.precision_choice = choice
+        self.precision = choice.precision
+        self.amp_dtype = None if choice.precision == "fp32" else getattr(torch, choice.precision)
+        self.scaler = torch.amp.GradScaler("cuda") if choice.precision == "float16" else None
 
     def nets(self) -> dict[str, torch.nn.Module]:
         out: dict[str, torch.nn.Module] = {"model": self.model}
@@ -193,7 +202,7 @@ class _Run:
         if "rng.torch" in otensors:
             torch.set_rng_state(otensors["rng.torch"])
         saved = checkpoint.read_state(self.model_dir)
-        self.state.update({k: v for k, v in saved.items() if k in ("iteration", "lr_scale", "rollbacks", "pretrain")})
+        self.state.update({k: v for k, v in saved.items() if k in ("iteration", "lr_scale", "rollbacks", "pretrain", "precision")})
         self.set_lr()
 
     # -- history ------------------------------------------------------------------------------------
@@ -319,6 +328,158 @@ def _close_loader(loader: Any) -> None:
         shutdown()
 
 
+@dataclass
+class _Data:
+    """The facesets of one run, each split into training faces and the few evaluation faces."""
+
+    src_train: Faceset
+    src_eval: Faceset
+    dst_train: Faceset
+    dst_eval: Faceset
+
+
+def _load_data(ws: Workspace, options: ModelOptions, src_faceset: Path | None, dst_faceset: Path | None,
+               pretrain_faceset: Path | None, quiet: bool) -> _Data:
+    if options.pretrain:
+        folder = Path(pretrain_faceset) if pretrain_faceset else ws.aligned("src")
+        src_all = dst_all = load_faceset(folder, options, "pretrain faceset", quiet)
+    else:
+        src_all = load_faceset(Path(src_faceset) if src_faceset else ws.aligned("src"), options, "src faceset", quiet)
+        dst_all = load_faceset(Path(dst_faceset) if dst_faceset else ws.aligned("dst"), options, "dst faceset", quiet)
+    src_train, src_eval = held_out(src_all)
+    dst_train, dst_eval = held_out(dst_all)
+    return _Data(src_train, src_eval, dst_train, dst_eval)
+
+
+def _open_run(run: _Run, dist: distributed.DistInfo) -> None:
+    """Write a new model's first save, or load the saved one; apply DFL's end-of-pretraining rule."""
+    if run.created:
+        if dist.is_main:
+            run.model_dir.mkdir(parents=True, exist_ok=True)
+            run.save("created")
+        distributed.barrier(dist)
+    if not run.created or dist.enabled:
+        run.load()
+    if run.state.get("pretrain") and not run.options.pretrain:
+        run.state["iteration"] = 0
+        run.state["pretrain"] = False
+        run.log_event("pretrain-finished", "pretraining switched off: iteration counter reset to 0 (DFL's rule)")
+    run.state["pretrain"] = run.options.pretrain
+    run.set_lr()
+    run.trim_history()
+
+
+class _Steps:
+    """SAEHD's step and guard for the loop skeleton: batches from the sample loader, a halved batch on
+    GPU out-of-memory, and a rollback to the last save when the guard sees the loss diverge."""
+
+    def __init__(self, run: _Run, data: _Data, batch: int) -> None:
+        self.run, self.data, self.batch = run, data, batch
+        self.guard_state = Guard()
+        self.loader = _make_loader(run, data.src_train, data.dst_train, batch)
+
+    def reload(self) -> None:
+        _close_loader(self.loader)
+        self.loader = _make_loader(self.run, self.data.src_train, self.data.dst_train, self.batch)
+
+    def close(self) -> None:
+        _close_loader(self.loader)
+
+    def step(self) -> StepOut | None:
+        run = self.run
+        t0 = time.perf_counter()
+        raw = next(self.loader)
+        t1 = time.perf_counter()
+        try:
+            sl, dl = run.step(to_float(raw, run.device, run.channels_last))
+        except RuntimeError as err:
+            if not (run.device.startswith("cuda") and is_oom(err)):
+                raise
+            torch.cuda.empty_cache()
+            self.batch = halve_batch(self.batch)
+            run.log_event("oom", f"out of GPU memory: batch size halved to {self.batch}")
+            self.reload()
+            return None
+        t2 = time.perf_counter()
+        sl, dl = distributed.mean_across(run.dist, [sl, dl])
+        return StepOut({"src": sl, "dst": dl}, self.batch, t2 - t0, t1 - t0)
+
+    def guard(self, out: StepOut) -> int | None:
+        """None when the loss is healthy; else roll back to the last save and return its iteration."""
+        run = self.run
+        why = self.guard_state.check(out.losses["src"] + out.losses["dst"])
+        if why is None:
+            return None
+        distributed.barrier(run.dist)
+        run.state["rollbacks"] = int(run.state.get("rollbacks", 0)) + 1
+        lr_scale = float(run.state.get("lr_scale", 1.0)) * self.guard_state.settings.lr_factor
+        rollbacks = run.state["rollbacks"]
+        run.load()
+        # forget the diverged stretch: buffered and flushed history past the checkpoint
+        run.history_buffer = [r for r in run.history_buffer if r.get("iter", 0) <= run.state["iteration"]]
+        run.trim_history()
+        run.state["lr_scale"], run.state["rollbacks"] = lr_scale, rollbacks
+        run.set_lr()
+        run.log_event("rollback", f"{why}: rolled back to iteration {run.state['iteration']}, "
+                      f"learning rate x{lr_scale:g}", lr=run.options.lr * lr_scale)
+        self.guard_state.rolled_back()
+        self.reload()
+        return run.state["iteration"]
+
+
+def _add_hooks(loop: Loop, run: _Run, steps: _Steps, evaluators: Sequence[Evaluator], log_every: int,
+               on_step: Callable[[int, dict[str, float]], None] | None = None) -> None:
+    """Previews, evaluation, periodic saves and backups, the history line of each logged step, and the
+    caller's `on_step` (the studio's live progress; a KeyboardInterrupt from it is the Ctrl-C stop)."""
+    o, data, main = run.options, steps.data, run.dist.is_main
+
+    def on_iteration(it: int, out: StepOut) -> None:
+        run.state["iteration"] = it
+        if it % max(1, log_every) == 0:
+            run.history_buffer.append({"iter": it, "src_loss": round(out.losses["src"], 6),
+                                       "dst_loss": round(out.losses["dst"], 6), "ms": round(out.seconds * 1000, 2),
+                                       "batch": out.samples})
+        if on_step is not None:
+            on_step(it, {"ms": out.seconds * 1000, "src_loss": out.losses["src"], "dst_loss": out.losses["dst"],
+                         "batch": out.samples})
+
+    def preview(_it: int) -> None:
+        run.flush_history()
+        write_preview(run.model_dir, o.write_preview_history, _eval_batch(run, data.src_eval, data.dst_eval))
+
+    def save(_it: int) -> None:
+        run.save("periodic")
+        steps.guard_state.saved()
+
+    def backup(it: int) -> None:
+        run.save("autobackup")
+        if main:
+            checkpoint.backup(run.model_dir, it, o.backup_keep)
+        loop.reset_timer("save")
+
+    loop.on_iteration = on_iteration
+    if main:
+        loop.every("preview", preview, iters=o.preview_every)
+    if evaluators:
+        loop.every("evaluation", lambda _it: _run_evaluators(run, evaluators, data.src_eval, data.dst_eval),
+                   iters=o.eval_every)
+    loop.every("save", save, minutes=o.save_minutes)
+    loop.every("backup", backup, minutes=o.autobackup_minutes)
+
+
+def _announce(run: _Run, model_name: str, batch: int) -> float:
+    """The set-up block, printed once per run; returns the memory estimate (MB)."""
+    o = run.options
+    est = memory_estimate(run.model, o, batch // run.dist.world)
+    info(f"model {model_name}: {o.arch} {o.resolution}px {o.face_type}, "
+         f"{int(est['parameters']):,} parameters, memory estimate ~{est['total_mb']:.0f} MB "
+         f"(weights+optimizer {est['state_mb']:.0f} MB, activations {est['activations_mb']:.0f} MB at batch {batch})",
+         run.quiet)
+    info(f"device {run.device} ({run.device_reason}), precision {run.precision} ({run.precision_choice.reason}); "
+         f"{'created' if run.created else 'resumed at iteration ' + str(run.state['iteration'])}", run.quiet)
+    return est["total_mb"]
+
+
 def train(
     ws: Workspace | str | Path,
     model_name: str,
@@ -327,176 +488,81 @@ def train(
     device: str = "auto",
     target_iter: int | None = None,
     max_iters: int | None = None,
+    max_seconds: float | None = None,
     src_faceset: Path | None = None,
     dst_faceset: Path | None = None,
     pretrain_faceset: Path | None = None,
     evaluators: Sequence[Evaluator] = (),
     precision: str | None = None,
+    remeasure_precision: bool = False,
     quiet: bool = False,
     log_every: int = 1,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
 ) -> TrainResult:
-    """Create or resume `model/<model_name>` and train until target_iter, max_iters or Ctrl-C.
+    """Create or resume `model/<model_name>` and train until target_iter, max_iters, max_seconds or Ctrl-C.
 
     `preset_name` is used only when the model is created; `overrides` are option values (architecture
     ones only at creation). `max_iters` bounds this call (tests, benchmarks); `target_iter` is the
-    model's total. `precision`: None/"auto" (as `choose_device` measured), "fp32", "bfloat16", "float16".
+    model's total; `max_seconds` is a wall-time budget for this call, counted from its start (set-up
+    included), checked between iterations: one session trains for the whole budget, so the model,
+    faceset and sample workers are set up once (the demo's live budget, `--max-minutes`). `precision`:
+    None/"auto" (the model's stored choice; measured on its first run or when `remeasure_precision`),
+    or "fp32", "bf16"/"bfloat16", "fp16"/"float16" (stored too).
     `on_step(iteration, {"ms", "src_loss", "dst_loss", "batch"})` runs after every step (the studio's live
     progress); raising KeyboardInterrupt from it stops training exactly as Ctrl-C does (saved)."""
+    budget = Budget(max_iters=max_iters, max_seconds=max_seconds)
+    normalise_precision(precision)  # a misspelt precision is refused before any work
     ws = ws if isinstance(ws, Workspace) else Workspace.open(ws)
     _responsible_checks(ws)
     if not model_name or "/" in model_name or model_name.startswith("."):
         raise FacecastError(f"model name {model_name!r} must be a plain folder name")
     model_dir = ws.model(model_name)
-    overrides = dict(overrides or {})
-    if target_iter is not None:
-        overrides["target_iter"] = target_iter
+    overrides = dict(overrides or {}, **({"target_iter": target_iter} if target_iter is not None else {}))
     dist = distributed.init_from_env(device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     # Every rank decides "create or resume" before rank 0 writes anything, and only rank 0 repairs an
     # interrupted save (another rank's recover() could otherwise delete rank 0's save in progress).
     distributed.barrier(dist)
     options, created = resolve_options(model_dir, preset_name, overrides, repair=dist.is_main)
     distributed.barrier(dist)
-
-    # -- data -------------------------------------------------------------------------------------------
-    if options.pretrain:
-        folder = Path(pretrain_faceset) if pretrain_faceset else ws.aligned("src")
-        src_all = dst_all = load_faceset(folder, options, "pretrain faceset", quiet or not dist.is_main)
-    else:
-        src_all = load_faceset(Path(src_faceset) if src_faceset else ws.aligned("src"), options, "src faceset", quiet or not dist.is_main)
-        dst_all = load_faceset(Path(dst_faceset) if dst_faceset else ws.aligned("dst"), options, "dst faceset", quiet or not dist.is_main)
-    src_train, src_eval = held_out(src_all)
-    dst_train, dst_eval = held_out(dst_all)
-
-    run = _Run(ws, model_dir, options, created, device, precision, dist, quiet)
-    if created:
-        if dist.is_main:
-            model_dir.mkdir(parents=True, exist_ok=True)
-            run.save("created")
-        distributed.barrier(dist)
-    if not created or dist.enabled:
-        run.load()
-    if run.state.get("pretrain") and not options.pretrain:
-        run.state["iteration"] = 0
-        run.state["pretrain"] = False
-        run.log_event("pretrain-finished", "pretraining switched off: iteration counter reset to 0 (DFL's rule)")
-    run.state["pretrain"] = options.pretrain
-    run.set_lr()
-    run.trim_history()
-
-    batch = options.batch_size
-    est = memory_estimate(run.model, options, batch // dist.world)
-    info(f"model {model_name}: {options.arch} {options.resolution}px {options.face_type}, "
-         f"{int(est['parameters']):,} parameters, memory estimate ~{est['total_mb']:.0f} MB "
-         f"(weights+optimizer {est['state_mb']:.0f} MB, activations {est['activations_mb']:.0f} MB at batch {batch})",
-         run.quiet)
-    info(f"device {run.device} ({run.device_reason}), precision {run.precision}; "
-         f"{'created' if created else 'resumed at iteration ' + str(run.state['iteration'])}", run.quiet)
-
-    result = TrainResult(str(model_dir), created, run.state["iteration"], "", batch_size=batch, device=run.device,
-                         precision=run.precision, memory_estimate_mb=est["total_mb"])
-    guard = Guard()
-    loader = _make_loader(run, src_train, dst_train, batch)
-    last_save = last_backup = time.monotonic()
-    done_here, wait_s, step_s = 0, 0.0, 0.0
-    t_start = None
-    stop = ""
-    display = _Display(run.quiet, options.target_iter)
+    budget.target_iter = options.target_iter
+    data = _load_data(ws, options, src_faceset, dst_faceset, pretrain_faceset, quiet or not dist.is_main)
+    run = _Run(ws, model_dir, options, created, device, dist, quiet)
+    _open_run(run, dist)
+    run.set_precision(precision_rules.decide(run, precision, remeasure_precision, data.src_train, data.dst_train))
+    run.state["precision"] = run.precision_choice.to_dict()
+    memory_mb = _announce(run, model_name, options.batch_size)
+    steps = _Steps(run, data, options.batch_size)
+    loop = Loop(steps.step, run.state["iteration"], budget, Display("iter", options.target_iter, run.quiet),
+                steps.guard)
+    _add_hooks(loop, run, steps, evaluators, log_every, on_step)
     try:
-        with display:
-            while True:
-                it = run.state["iteration"]
-                if options.target_iter and it >= options.target_iter:
-                    stop = "target_iter"
-                    break
-                if max_iters is not None and done_here >= max_iters:
-                    stop = "max_iters"
-                    break
-                t0 = time.perf_counter()
-                raw = next(loader)
-                t1 = time.perf_counter()
-                b = to_float(raw, run.device, run.channels_last)
-                try:
-                    sl, dl = run.step(b)
-                except RuntimeError as err:
-                    if not (run.device.startswith("cuda") and is_oom(err)):
-                        raise
-                    torch.cuda.empty_cache()
-                    batch = halve_batch(batch)
-                    run.log_event("oom", f"out of GPU memory: batch size halved to {batch}")
-                    _close_loader(loader)
-                    loader = _make_loader(run, src_train, dst_train, batch)
-                    continue
-                t2 = time.perf_counter()
-                sl, dl = distributed.mean_across(dist, [sl, dl])
-                why = guard.check(sl + dl)
-                if why is not None:
-                    distributed.barrier(dist)
-                    run.state["rollbacks"] = int(run.state.get("rollbacks", 0)) + 1
-                    lr_scale = float(run.state.get("lr_scale", 1.0)) * guard.settings.lr_factor
-                    rollbacks = run.state["rollbacks"]
-                    run.load()
-                    # forget the diverged stretch: buffered and flushed history past the checkpoint
-                    run.history_buffer = [r for r in run.history_buffer if r.get("iter", 0) <= run.state["iteration"]]
-                    run.trim_history()
-                    run.state["lr_scale"], run.state["rollbacks"] = lr_scale, rollbacks
-                    run.set_lr()
-                    run.log_event("rollback", f"{why}: rolled back to iteration {run.state['iteration']}, "
-                                  f"learning rate x{lr_scale:g}", lr=options.lr * lr_scale)
-                    guard.rolled_back()
-                    _close_loader(loader)
-                    loader = _make_loader(run, src_train, dst_train, batch)
-                    continue
-                if t_start is None:
-                    t_start = time.perf_counter()  # the first step pays one-off costs; time from the second
-                    result.first_src_loss, result.first_dst_loss = sl, dl
-                else:
-                    wait_s += t1 - t0
-                    step_s += t2 - t0
-                run.state["iteration"] = it = it + 1
-                done_here += 1
-                result.src_loss, result.dst_loss = sl, dl
-                if it % max(1, log_every) == 0:
-                    run.history_buffer.append({"iter": it, "src_loss": round(sl, 6), "dst_loss": round(dl, 6),
-                                               "ms": round((t2 - t0) * 1000, 2), "batch": batch})
-                display.update(it, (t2 - t0) * 1000, batch / max(t2 - t0, 1e-9), sl, dl)
-                if on_step is not None:
-                    on_step(it, {"ms": (t2 - t0) * 1000, "src_loss": sl, "dst_loss": dl, "batch": batch})
-                if dist.is_main and options.preview_every and it % options.preview_every == 0:
-                    run.flush_history()
-                    write_preview(run.model_dir, run.options.write_preview_history, _eval_batch(run, src_eval, dst_eval))
-                if evaluators and options.eval_every and it % options.eval_every == 0:
-                    _run_evaluators(run, evaluators, src_eval, dst_eval)
-                now = time.monotonic()
-                if options.save_minutes and now - last_save >= options.save_minutes * 60:
-                    run.save("periodic")
-                    guard.saved()
-                    last_save = now
-                if options.autobackup_minutes and now - last_backup >= options.autobackup_minutes * 60:
-                    run.save("autobackup")
-                    if dist.is_main:
-                        checkpoint.backup(model_dir, it, options.backup_keep)
-                    last_backup = last_save = now
-    except KeyboardInterrupt:
-        stop = "interrupted"
+        stats = loop.run()
     finally:
-        _close_loader(loader)
-    run.save(stop or "end")
-    if dist.is_main:
-        write_preview(run.model_dir, run.options.write_preview_history, _eval_batch(run, src_eval, dst_eval))
-    distributed.barrier(dist)
-    result.iteration = run.state["iteration"]
-    result.stopped = stop
-    result.rollbacks = int(run.state.get("rollbacks", 0))
-    result.batch_size = batch
-    result.events = run.events
-    timed = max(0, done_here - 1)
-    if timed and step_s > 0:
-        result.ms_per_iter = step_s / timed * 1000
-        result.samples_per_s = timed * batch / step_s
-        result.data_wait_share = wait_s / step_s
-    distributed.shutdown(dist)
-    if stop == "interrupted":
+        steps.close()
+    return _finish(run, stats, steps, memory_mb, budget)
+
+
+def _finish(run: _Run, stats: LoopStats, steps: _Steps, memory_mb: float, budget: Budget) -> TrainResult:
+    """Final save and preview, the result, and Ctrl-C passed on after the save."""
+    run.save(stats.stopped or "end")
+    batch = steps.batch
+    if run.dist.is_main:
+        write_preview(run.model_dir, run.options.write_preview_history,
+                      _eval_batch(run, steps.data.src_eval, steps.data.dst_eval))
+    distributed.barrier(run.dist)
+    first, last = stats.first, stats.last
+    result = TrainResult(
+        str(run.model_dir), run.created, run.state["iteration"], stats.stopped,
+        src_loss=last.losses["src"] if last else None, dst_loss=last.losses["dst"] if last else None,
+        first_src_loss=first.losses["src"] if first else None, first_dst_loss=first.losses["dst"] if first else None,
+        trained_now=stats.done, seconds=round(budget.elapsed(), 2), ms_per_iter=stats.ms_per_iter,
+        samples_per_s=stats.samples_per_s(batch), data_wait_share=stats.data_wait_share,
+        rollbacks=int(run.state.get("rollbacks", 0)), batch_size=batch, device=run.device,
+        precision=run.precision, precision_reason=run.precision_choice.reason, memory_estimate_mb=memory_mb,
+        events=run.events,
+    )
+    distributed.shutdown(run.dist)
+    if stats.stopped == "interrupted":
         raise KeyboardInterrupt
     return result
 
@@ -508,34 +574,3 @@ def _run_evaluators(run: _Run, evaluators: Sequence[Evaluator], src: Faceset, ds
         for k, v in fn(batch).items():
             scores[k] = float(v)
     run.history_buffer.append({"iter": run.state["iteration"], "eval": scores})
-
-
-class _Display:
-    """Live line: iteration, ms/it, samples/s, src/dst loss (rich, on stderr; nothing when quiet)."""
-
-    def __init__(self, quiet: bool, target: int) -> None:
-        from facecast.console import make_progress
-
-        self.quiet = quiet
-        self.progress = make_progress(quiet)
-        self.target = target or None
-        self.task = None
-        self.last = 0.0
-
-    def __enter__(self) -> "_Display":
-        self.progress.__enter__()
-        self.task = self.progress.add_task("training", total=self.target)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.progress.__exit__(*exc)
-
-    def update(self, it: int, ms: float, sps: float, sl: float, dl: float) -> None:
-        now = time.monotonic()
-        if self.quiet or now - self.last < 0.25:
-            return
-        self.last = now
-        self.progress.update(self.task, completed=it,
-                             description=f"iter {it} | {ms:.0f} ms/it | {sps:.1f} samples/s | src {sl:.4f} dst {dl:.4f}")
-
-

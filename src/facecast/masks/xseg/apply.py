@@ -74,8 +74,12 @@ def load_segmenter(model_dir: str | Path, device: str = "auto", batch_size: int 
     return Segmenter(model, opts, state, dev.device, amp, batch_size, model_dir.name)
 
 
-def _check_faces(paths: list[Path], seg: Segmenter, resize: bool) -> list[Any]:
-    """Validate every face before writing any (nothing half-applied on a bad faceset)."""
+def _check_faces(paths: list[Path], seg: Segmenter, resize: bool | None) -> list[Any]:
+    """Validate every face before writing any (nothing half-applied on a bad faceset).
+
+    A face of another size is scaled to the segmenter's (`resize` None or True): a mask is
+    low-frequency, so a 64 px segmenter's mask scaled up to a 512 px face loses nothing a mask needs.
+    Only `resize=False` (`--no-resize`) refuses, for a user who wants every mask at full resolution."""
     metas = []
     for p in paths:
         meta = read_meta(p)
@@ -84,18 +88,21 @@ def _check_faces(paths: list[Path], seg: Segmenter, resize: bool) -> list[Any]:
                 f"{p}: face type {meta.face_type}, but xseg model {seg.name} was trained for {seg.face_type}; "
                 f"train one for {meta.face_type} (`facecast xseg pretrain --face-type {meta.face_type} --model NAME`)"
             )
-        if meta.size != seg.resolution and not resize:
+        if meta.size != seg.resolution and resize is False:
             raise FacecastError(
                 f"{p}: face is {meta.size}px, but xseg model {seg.name} was trained at {seg.resolution}px; "
-                f"add --resize to scale faces to the model, or train with --resolution {meta.size}"
+                f"drop --no-resize to scale faces to the model, or train with --resolution {meta.size}"
             )
         metas.append(meta)
     return metas
 
 
 def xseg_apply(ws: Workspace, side: str, model_name: str = "xseg", batch_size: int = 16, force: bool = False,
-               resize: bool = False, device: str = "auto", quiet: bool = False) -> dict[str, Any]:
-    """Write each face's XSeg mask into its metadata (compressed PNG), batched and resumable."""
+               resize: bool | None = None, device: str = "auto", quiet: bool = False) -> dict[str, Any]:
+    """Write each face's XSeg mask into its metadata (compressed PNG), batched and resumable.
+
+    `resize`: None (default) scales faces of another size to the segmenter's and says so in the
+    summary; True forces that; False refuses such faces (see `_check_faces`)."""
     folder = ws.aligned(side)
     paths = list_aligned(folder)
     if not paths:
@@ -121,7 +128,17 @@ def xseg_apply(ws: Workspace, side: str, model_name: str = "xseg", batch_size: i
     elapsed = time.perf_counter() - t0
     return {"side": side, "model": model_name, "faces": len(paths), "applied": done,
             "skipped": len(paths) - len(todo), "faces_per_s": round(done / elapsed, 1) if done and elapsed > 0 else None,
-            "device": seg.device}
+            "device": seg.device, "resized": _resize_note(metas, seg)}
+
+
+def _resize_note(metas: list[Any], seg: Segmenter) -> str:
+    sizes = sorted({m.size for m in metas if m.size != seg.resolution})
+    if not sizes:
+        return f"no: faces are {seg.resolution}px like the segmenter"
+    n = sum(1 for m in metas if m.size != seg.resolution)
+    return (f"yes: {n} face(s) of {', '.join(f'{s}px' for s in sizes)} scaled to the segmenter's "
+            f"{seg.resolution}px; each mask is read back at its face's size (a mask is low-frequency; "
+            "--no-resize refuses instead)")
 
 
 def xseg_remove(ws: Workspace, side: str, quiet: bool = False) -> dict[str, Any]:

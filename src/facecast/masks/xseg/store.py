@@ -1,10 +1,10 @@
-"""The XSeg model folder on disk: options.json, model.safetensors, optimizer.safetensors, state.json,
+"""What an XSeg model folder holds: options.json, model.safetensors, optimizer.safetensors, state.json,
 history.jsonl, previews/.
 
-Why its own small module: apply and merge need only "load weights + options, refuse a mismatch", and
-training needs the same plus atomic saves. Every file is written to a temporary sibling, fsynced and
-renamed, so a kill at any moment leaves the last good checkpoint loadable. No pickle anywhere: weights
-and optimizer moments are safetensors, everything else JSON.
+The folder itself (one atomic commit of all files, recovery after a kill, a sha256 per weight file
+checked on load, backups) is `facecast.modelstore`, the same store as the SAEHD trainer's; this module
+only says which tensors and which state go in. No pickle anywhere: weights and optimizer moments are
+safetensors, everything else JSON.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from facecast import modelstore
 from facecast.errors import FacecastError
-from facecast.media.images import atomic_write_bytes
 from facecast.masks.xseg.model import XSegNet, XSegOptions, build_model
 
 OPTIONS = "options.json"
@@ -51,7 +51,7 @@ class XSegState:
 
 
 def exists(model_dir: Path) -> bool:
-    return (model_dir / OPTIONS).is_file() and (model_dir / WEIGHTS).is_file()
+    return modelstore.exists(model_dir, OPTIONS) and modelstore.exists(model_dir, WEIGHTS)
 
 
 def read_options(model_dir: Path) -> XSegOptions:
@@ -82,14 +82,15 @@ def read_state(model_dir: Path) -> XSegState:
 
 def load_model(model_dir: Path, device: str = "cpu") -> tuple[XSegNet, XSegOptions, XSegState]:
     """Build the network from options.json and load its weights; a mismatch is one clear line."""
+    modelstore.recover(model_dir)
     opts = read_options(model_dir)
     model = build_model(opts)
     path = model_dir / WEIGHTS
+    if not path.is_file():
+        raise FacecastError(f"{model_dir}: no weights ({WEIGHTS}); train the model first")
     try:
-        tensors = st_load(path.read_bytes())
-    except FileNotFoundError:
-        raise FacecastError(f"{model_dir}: no weights ({WEIGHTS}); train the model first") from None
-    except (SafetensorError, OSError, ValueError) as err:
+        tensors = st_load(modelstore.read_verified(model_dir, WEIGHTS))
+    except (SafetensorError, ValueError) as err:
         raise FacecastError(f"{path}: unreadable weights ({err}); restore a backup or train again") from None
     own = model.state_dict()
     missing = sorted(set(own) - set(tensors))
@@ -107,18 +108,18 @@ def load_model(model_dir: Path, device: str = "cpu") -> tuple[XSegNet, XSegOptio
 
 def save_checkpoint(model_dir: Path, model: XSegNet, opts: XSegOptions, state: XSegState,
                     optimizer: torch.optim.Optimizer | None = None, phase: str = "") -> None:
-    """Atomic save of everything; weights first, state last (state names what the weights are)."""
-    model_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(model_dir / OPTIONS, json.dumps(opts.to_dict(), indent=2).encode(), fsync=True)
+    """One atomic save of options, weights, optimizer moments (when given) and state."""
     weights = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    atomic_write_bytes(model_dir / WEIGHTS, st_save(weights, metadata={"format": "pt"}), fsync=True)
+    files = {OPTIONS: json.dumps(opts.to_dict(), indent=2).encode(),
+             WEIGHTS: st_save(weights, metadata={"format": "pt"})}
     if optimizer is not None:
         tensors, meta = _flatten_optimizer(optimizer)
         meta["phase"] = phase
-        atomic_write_bytes(model_dir / OPTIMIZER, st_save(tensors, metadata=meta), fsync=True)
+        files[OPTIMIZER] = st_save(tensors, metadata=meta)
     data = {"model_id": state.model_id, "iterations": state.iterations, "labelled_faces": state.labelled_faces,
             "heldout_iou": state.heldout_iou}
-    atomic_write_bytes(model_dir / STATE, json.dumps(data, indent=2).encode(), fsync=True)
+    files[STATE] = json.dumps(data, indent=2).encode()
+    modelstore.commit(model_dir, files)
 
 
 def _flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -133,28 +134,23 @@ def _flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torc
 
 def load_optimizer(model_dir: Path, optimizer: torch.optim.Optimizer, phase: str) -> bool:
     """Restore optimizer moments saved in the same phase; False (fresh optimizer) otherwise."""
-    path = model_dir / OPTIMIZER
-    if not path.is_file():
+    if not (model_dir / OPTIMIZER).is_file():
         return False
-    from safetensors import safe_open
-
+    data = modelstore.read_verified(model_dir, OPTIMIZER)  # a damaged file is an error, not a silent reset
+    meta = modelstore.safetensors_metadata(data)
+    if meta.get("phase") != phase:
+        return False
     try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-            if meta.get("phase") != phase:
-                return False
-            state: dict[int, dict[str, Any]] = {}
-            for key in fh.keys():
-                idx, name = key.split(".", 1)
-                state.setdefault(int(idx), {})[name] = fh.get_tensor(key)
-        groups = json.loads(meta["param_groups"])
-        optimizer.load_state_dict({"state": state, "param_groups": groups})
-    except (SafetensorError, OSError, KeyError, ValueError, json.JSONDecodeError):
+        state: dict[int, dict[str, Any]] = {}
+        for key, value in st_load(data).items():
+            idx, name = key.split(".", 1)
+            state.setdefault(int(idx), {})[name] = value
+        optimizer.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
+    except (SafetensorError, KeyError, ValueError, json.JSONDecodeError):
         return False  # optimizer moments are a speed-up, not a must: start them fresh
     return True
 
 
 def append_history(model_dir: Path, record: dict[str, Any]) -> None:
-    """One JSON line per logged step. Appends are small single writes, so a kill loses at most a line."""
-    with open(model_dir / HISTORY, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record) + "\n")
+    """One JSON line per logged step (see `modelstore.append_history`)."""
+    modelstore.append_history(model_dir, record)

@@ -36,6 +36,7 @@ from facecast.masks.xseg import store
 from facecast.masks.xseg.augment import AugmentSettings, augment
 from facecast.masks.xseg.model import XSegNet, XSegOptions, build_model, init_prior, preset_options
 from facecast.media.images import write_image
+from facecast.trainloop import Budget, Display, Loop, LoopStats, StepOut
 from facecast.workspace import SIDES, Workspace
 
 FOREHEAD = 0.3  # hull extension above the brows, x brow-to-chin distance (pretraining target)
@@ -56,6 +57,7 @@ class XSegTrainSettings:
     device: str = "auto"
     threads: int | None = None
     heldout_max: int = 16
+    max_seconds: float | None = None  # wall-time budget of one run (set-up included), as `facecast train`'s
     augment: AugmentSettings = field(default_factory=AugmentSettings)
 
 
@@ -238,48 +240,32 @@ def _preview(path: Path, faces: np.ndarray, preds: np.ndarray, targets: np.ndarr
         write_image(path, np.vstack(rows))
 
 
-class _Display:
-    """The live status line block (rich), same look as `facecast train`; silent when quiet."""
+@dataclass
+class _Session:
+    """Everything one xseg training run works on, set up by `_prepare`."""
 
-    def __init__(self, title: str, target: int, quiet: bool) -> None:
-        self.title, self.target, self.quiet = title, target, quiet
-        self.live = None
-
-    def __enter__(self) -> "_Display":
-        if not self.quiet:
-            from rich.live import Live
-
-            from facecast.console import err_console
-
-            self.live = Live(console=err_console, refresh_per_second=4, transient=False)
-            self.live.__enter__()
-        return self
-
-    def update(self, **fields: Any) -> None:
-        if self.live is None:
-            return
-        from rich.table import Table
-
-        table = Table(title=self.title, show_header=False)
-        for k, v in fields.items():
-            table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
-        self.live.update(table)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.live is not None:
-            self.live.__exit__(*exc)
+    model_dir: Path
+    model: XSegNet
+    opts: XSegOptions
+    state: store.XSegState
+    resumed: bool
+    device: str
+    amp: str | None
+    phase: str
+    use_labels: bool
+    faces: int
+    items: list[FaceItem]
+    train_items: list[FaceItem]
+    hold: list[FaceItem]
+    heldout_kind: str
+    hx: np.ndarray
+    hy: np.ndarray
+    hull_iou: float
+    optimizer: torch.optim.Optimizer | None = None
 
 
-# -- the loop --------------------------------------------------------------------------------------------
-def _run(ws: Workspace, model_name: str, phase: str, preset: str | None, target_iter: int,
-         resolution: int | None, face_type: str | None, settings: XSegTrainSettings, quiet: bool,
-         progress_cb: Any = None) -> dict[str, Any]:
-    if target_iter < 0:
-        raise FacecastError("--target-iter must be >= 0")
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
-    dev = choose_device(settings.device)
-    device = dev.device
+def _select_faces(ws: Workspace, phase: str) -> tuple[list[Path], list[Path], str]:
+    """(all face paths, labelled ones, the most common face type), or one clear error."""
     paths = face_paths(ws)
     if not paths:
         raise FacecastError(f"{ws.root}: no aligned faces in data_src/aligned or data_dst/aligned; run `facecast extract` first")
@@ -290,13 +276,19 @@ def _run(ws: Workspace, model_name: str, phase: str, preset: str | None, target_
             f"{ws.root}: no labelled faces in data_src/aligned or data_dst/aligned; label some (`facecast xseg labels "
             "export/import`) or train without labels with `facecast xseg pretrain`"
         )
-    common = Counter(m.face_type for _, m in metas).most_common(1)[0][0]
+    return paths, labelled, Counter(m.face_type for _, m in metas).most_common(1)[0][0]
+
+
+def _prepare(ws: Workspace, model_name: str, phase: str, preset: str | None, resolution: int | None,
+             face_type: str | None, settings: XSegTrainSettings) -> _Session:
+    """Open or create the model, read the faces, split off held-out faces, build the optimizer."""
+    dev = choose_device(settings.device)
+    paths, labelled, common = _select_faces(ws, phase)
     model_dir = ws.model(model_name)
-    model, opts, state, resumed = open_model(model_dir, preset, resolution, face_type, common, device)
+    model, opts, state, resumed = open_model(model_dir, preset, resolution, face_type, common, dev.device)
     use_labels = phase == "train"
     items = load_faces(labelled if use_labels else paths, opts, labelled_only=use_labels)
-    rng = np.random.default_rng(settings.seed)
-    order = rng.permutation(len(items))
+    order = np.random.default_rng(settings.seed).permutation(len(items))
     n_hold = max(1, min(settings.heldout_max, len(items) // 5)) if len(items) >= 5 else 0
     hold = [items[i] for i in order[:n_hold]]
     train_items = [items[i] for i in order[n_hold:]]
@@ -305,93 +297,138 @@ def _run(ws: Workspace, model_name: str, phase: str, preset: str | None, target_
     if not resumed:  # a new model starts from the mean face mask of its training faces
         init_prior(model, np.mean([it.label if (use_labels and it.label is not None) else it.hull
                                    for it in train_items], axis=0))
-    pool = default_pool()
-    hx, hy = heldout_set(hold, use_labels, pool)
+    hx, hy = heldout_set(hold, use_labels, default_pool())
     hull_iou = iou(np.stack([it.hull for it in hold for _ in (0, 1)]), hy)
-
-    if device == "cpu":
+    if dev.device == "cpu":
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr if phase == "pretrain" else settings.lr * 0.5,
-                                  weight_decay=1e-4)
-    store.load_optimizer(model_dir, optimizer, phase)
-    amp = dev.amp_dtype
-    iou_before = iou(predict(model, hx, device, amp_dtype=amp), hy) if (resumed or phase == "train") else None
-    start_iter = state.iterations.get(phase, 0)
-    state.iterations.setdefault(phase, 0)
-    if use_labels:
-        state.labelled_faces = len(items)
-    it = start_iter
+    s = _Session(model_dir, model, opts, state, resumed, dev.device, dev.amp_dtype, phase, use_labels, len(paths),
+                 items, train_items, hold, heldout_kind, hx, hy, hull_iou)
+    s.optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr if phase == "pretrain" else settings.lr * 0.5,
+                                    weight_decay=1e-4)
+    store.load_optimizer(model_dir, s.optimizer, phase)
+    return s
+
+
+class _Steps:
+    """XSeg's step for the loop skeleton: augmented batches from a background thread, weighted BCE + Dice."""
+
+    def __init__(self, s: _Session, settings: XSegTrainSettings, start_iter: int) -> None:
+        self.s = s
+        self.batches = _batches(s.train_items, s.use_labels, settings.batch_size, settings.seed + start_iter,
+                                default_pool(), settings.augment)
+
+    def step(self) -> StepOut:
+        s = self.s
+        t0 = time.perf_counter()
+        xb, yb, wb = next(self.batches)
+        t1 = time.perf_counter()
+        x = _to_tensor(xb, s.device)
+        y = torch.from_numpy(yb).to(s.device)[:, None]
+        wt = torch.from_numpy(wb).to(s.device)[:, None]
+        with torch.autocast(s.device.split(":")[0], dtype=getattr(torch, s.amp), enabled=True) if s.amp else _nullctx():
+            logits = s.model(x)
+        loss = _loss(logits, y, wt)
+        if not torch.isfinite(loss):
+            raise FacecastError(f"xseg {s.phase}: loss became NaN/inf at iteration "
+                                f"{s.state.iterations[s.phase]}; lower the learning rate")
+        s.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        s.optimizer.step()
+        return StepOut({"loss": float(loss.detach())}, len(xb), time.perf_counter() - t0, t1 - t0)
+
+    def close(self) -> None:
+        self.batches.close()
+
+
+def _checkpoint(s: _Session, it: int) -> float:
+    """Held-out IoU, an atomic save, a history line and preview grids; returns the IoU."""
+    preds = predict(s.model, s.hx, s.device, amp_dtype=s.amp)
+    score = iou(preds, s.hy)
+    s.state.heldout_iou[s.phase] = score
+    store.save_checkpoint(s.model_dir, s.model, s.opts, s.state, s.optimizer, s.phase)
+    store.append_history(s.model_dir, {"phase": s.phase, "iter": it, "heldout_iou": score, "time": time.time()})
+    _preview(s.model_dir / "previews" / f"{s.phase}_{it:06d}.png", s.hx[1::2], preds[1::2], s.hy[1::2])
+    _preview(s.model_dir / "previews" / "latest.png", s.hx[1::2], preds[1::2], s.hy[1::2])
+    return score
+
+
+def _make_loop(s: _Session, steps: _Steps, settings: XSegTrainSettings, budget: Budget, title: str,
+               quiet: bool, progress_cb: Any) -> Loop:
+    """The skeleton with XSeg's hooks: history every log_every, checkpoint every save_every, the UI hook."""
+    start = s.state.iterations[s.phase]
+    loop = Loop(steps.step, start, budget, Display(title, budget.target_iter, quiet))
+    ema: list[float] = []
+
+    def on_iteration(it: int, out: StepOut) -> None:
+        s.state.iterations[s.phase] = it
+        value = out.losses["loss"]
+        ema[:] = [value if not ema else 0.95 * ema[0] + 0.05 * value]
+        loop.status["ema"] = ema[0]
+        if it % settings.log_every == 0:
+            store.append_history(s.model_dir, {"phase": s.phase, "iter": it, "loss": value, "time": time.time()})
+        if progress_cb is not None:
+            progress_cb(it, value)
+
+    def save(it: int) -> None:
+        if it < budget.target_iter:  # the final checkpoint follows the loop anyway
+            loop.status["heldout_iou"] = _checkpoint(s, it)
+
+    loop.on_iteration = on_iteration
+    loop.every("save", save, iters=settings.save_every)
+    return loop
+
+
+# -- the run ---------------------------------------------------------------------------------------------
+def _run(ws: Workspace, model_name: str, phase: str, preset: str | None, target_iter: int,
+         resolution: int | None, face_type: str | None, settings: XSegTrainSettings, quiet: bool,
+         progress_cb: Any = None) -> dict[str, Any]:
+    if target_iter < 0:
+        raise FacecastError("--target-iter must be >= 0")
+    # target 0 trains nothing here (the skeleton's 0 means "no target"); a time budget may end it sooner
+    budget = Budget(target_iter=target_iter, max_iters=0 if target_iter == 0 else None,
+                    max_seconds=settings.max_seconds)
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    s = _prepare(ws, model_name, phase, preset, resolution, face_type, settings)
+    iou_before = iou(predict(s.model, s.hx, s.device, amp_dtype=s.amp), s.hy) if (s.resumed or phase == "train") else None
+    start_iter = s.state.iterations.setdefault(phase, 0)
+    if s.use_labels:
+        s.state.labelled_faces = len(s.items)
+    (s.model_dir / "previews").mkdir(parents=True, exist_ok=True)
+    title = f"xseg {phase}: {model_name} ({s.opts.preset}, {s.opts.resolution}px {s.opts.face_type}, {s.device})"
+    steps = _Steps(s, settings, start_iter)
     t0 = time.perf_counter()
-    ema = None
-    interrupted = False
-    last_iou = iou_before
-    batches = _batches(train_items, use_labels, settings.batch_size, settings.seed + start_iter, pool, settings.augment)
-    (model_dir / "previews").mkdir(parents=True, exist_ok=True)
-
-    def checkpoint(final: bool = False) -> float:
-        preds = predict(model, hx, device, amp_dtype=amp)
-        score = iou(preds, hy)
-        state.heldout_iou[phase] = score
-        store.save_checkpoint(model_dir, model, opts, state, optimizer, phase)
-        store.append_history(model_dir, {"phase": phase, "iter": it, "heldout_iou": score, "time": time.time()})
-        _preview(model_dir / "previews" / f"{phase}_{it:06d}.png", hx[1::2], preds[1::2], hy[1::2])
-        _preview(model_dir / "previews" / "latest.png", hx[1::2], preds[1::2], hy[1::2])
-        return score
-
-    title = f"xseg {phase}: {model_name} ({opts.preset}, {opts.resolution}px {opts.face_type}, {device})"
+    s.model.train()
     try:
-        with _Display(title, target_iter, quiet) as display:
-            model.train()
-            while it < target_iter:
-                xb, yb, wb = next(batches)
-                x = _to_tensor(xb, device)
-                y = torch.from_numpy(yb).to(device)[:, None]
-                wt = torch.from_numpy(wb).to(device)[:, None]
-                with torch.autocast(device.split(":")[0], dtype=getattr(torch, amp), enabled=True) if amp else _nullctx():
-                    logits = model(x)
-                loss = _loss(logits, y, wt)
-                if not torch.isfinite(loss):
-                    raise FacecastError(f"xseg {phase}: loss became NaN/inf at iteration {it}; lower the learning rate")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                it += 1
-                state.iterations[phase] = it
-                value = float(loss.detach())
-                ema = value if ema is None else 0.95 * ema + 0.05 * value
-                if it % settings.log_every == 0:
-                    store.append_history(model_dir, {"phase": phase, "iter": it, "loss": value, "time": time.time()})
-                if it % settings.save_every == 0 and it < target_iter:
-                    last_iou = checkpoint()
-                rate = (it - start_iter) / max(1e-9, time.perf_counter() - t0)
-                display.update(iteration=f"{it}/{target_iter}", loss=ema, heldout_iou=last_iou if last_iou is not None else "-",
-                               it_per_s=rate, eta_s=int((target_iter - it) / max(rate, 1e-9)))
-                if progress_cb is not None:
-                    progress_cb(it, value)
-    except KeyboardInterrupt:
-        interrupted = True
+        stats = _make_loop(s, steps, settings, budget, title, quiet, progress_cb).run()
     finally:
-        batches.close()
+        steps.close()
     elapsed = time.perf_counter() - t0
-    iou_after = checkpoint(final=True)
+    return _summary(s, model_name, stats, start_iter, target_iter, iou_before, _checkpoint(s, stats.iteration), elapsed)
+
+
+def _summary(s: _Session, model_name: str, stats: LoopStats, start_iter: int, target_iter: int,
+             iou_before: float | None, iou_after: float, elapsed: float) -> dict[str, Any]:
+    it = stats.iteration
     return {
         "model": model_name,
-        "phase": phase,
-        "model_dir": str(model_dir),
-        "preset": opts.preset,
-        "resolution": opts.resolution,
-        "face_type": opts.face_type,
-        "device": device,
+        "phase": s.phase,
+        "model_dir": str(s.model_dir),
+        "preset": s.opts.preset,
+        "resolution": s.opts.resolution,
+        "face_type": s.opts.face_type,
+        "device": s.device,
         "iterations": it,
         "trained_now": it - start_iter,
         "target_iter": target_iter,
-        "resumed": resumed,
-        "interrupted": interrupted,
-        "faces": len(paths),
-        "labelled_faces": len(items) if use_labels else 0,
-        "trained_on": len(train_items),
-        "heldout": f"{len(hold)} {heldout_kind}",
-        "heldout_iou_hull": round(hull_iou, 4),
+        "stopped": stats.stopped,
+        "resumed": s.resumed,
+        "interrupted": stats.stopped == "interrupted",
+        "faces": s.faces,
+        "labelled_faces": len(s.items) if s.use_labels else 0,
+        "trained_on": len(s.train_items),
+        "heldout": f"{len(s.hold)} {s.heldout_kind}",
+        "heldout_iou_hull": round(s.hull_iou, 4),
         "heldout_iou_before": None if iou_before is None else round(iou_before, 4),
         "heldout_iou_after": round(iou_after, 4),
         "it_per_s": round((it - start_iter) / elapsed, 3) if elapsed > 0 and it > start_iter else None,
