@@ -9,6 +9,7 @@ import pytest
 
 from facecast.errors import ConsentError, FacecastError
 from facecast.provenance import require_consent
+import facecast.provenance.consent as consent_mod
 from facecast.provenance.consent import add_consent, list_consents, revoke_consent, src_identity
 from tests.conftest import run_cli
 
@@ -40,15 +41,14 @@ def test_add_list_and_first_record_becomes_src(bare_workspace, tmp_path):
     assert require_consent(bare_workspace, "alice").id == rec.id
 
 
-def test_expired_and_revoked_block(bare_workspace):
+def test_expired_and_revoked_block(bare_workspace, monkeypatch):
     rec = add_consent(bare_workspace, "alice", "ok", "Alice", expires=dt.date.today().isoformat())
     assert require_consent(bare_workspace).id == rec.id  # valid through the given day
-    path = bare_workspace.consent_dir / "alice.json"
-    data = json.loads(path.read_text())
-    data["expires"] = "2001-01-01"
-    path.write_text(json.dumps(data))
-    with pytest.raises(ConsentError, match="expired on 2001-01-01.*" + HOW):
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)
+    monkeypatch.setattr(consent_mod, "_now", lambda: later)
+    with pytest.raises(ConsentError, match=f"expired on {rec.expires}.*" + HOW):
         require_consent(bare_workspace)
+    monkeypatch.undo()
     add_consent(bare_workspace, "alice", "ok again", "Alice")
     revoke_consent(bare_workspace, "alice", "asked to stop")
     with pytest.raises(ConsentError, match=r"revoked \(asked to stop\).*" + HOW):

@@ -192,7 +192,9 @@ def write_preview(ws: Workspace, path: Path) -> Path:
         d = read_image(dst[i])
         m = read_image(by_stem.get(dst[i].stem, merged[min(i, len(merged) - 1)]))
         rows.append(np.concatenate([src_img, d, m], axis=1))
-    write_image(path, np.concatenate(rows, axis=0))
+    from facecast.provenance import label_byproduct  # the sheet shows the swap: labelled like a merged frame
+
+    write_image(path, label_byproduct(np.concatenate(rows, axis=0), ws))
     return path
 
 

@@ -57,6 +57,9 @@ class AlignedMeta:
     mask_polygons: list[dict[str, Any]] | None = None  # [{"type": "include"|"exclude", "points": [[x,y],...]}]
     xseg_mask: str | None = None  # base64 PNG, aligned-image size or smaller
     detector: dict[str, str] = field(default_factory=dict)
+    # {"model", "score", "verdict": "ok"}: these pixels (or their source frame) passed the explicit-content
+    # gate (provenance/content_gate.py); written by extract and every import path, required by train
+    content_gate: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # room for stage-specific keys
     schema: str = SCHEMA
 

@@ -155,6 +155,9 @@ def _write_one(frame_path: str, face: dict[str, Any], settings: dict[str, Any], 
         sharpness=sharpness(aligned), interpolated=face["interpolated"], detector=detector,
         extra={"score": face["score"], "manual": face["manual"]},
     )
+    from facecast.provenance import gate_verdict  # the frame this face is cut from, as it is now (train needs it)
+
+    meta.content_gate = gate_verdict(image, Path(frame_path).name)
     write_aligned(out_path, aligned, meta, jpeg_quality=settings["jpeg_quality"])
     if debug_path:
         atomic_write_bytes(debug_path, _debug_jpeg(image, face, mat, settings))

@@ -21,6 +21,8 @@ passes: first every file's metadata is read and checked (a refused pickle anywhe
 before anything is written), then faces are written. JPEG/PNG pixels are not re-encoded: the DFL pickle
 segment is stripped and our JSON metadata embedded. DFL stores no frame size; `source.frame_size` is
 (0, 0) for imported faces (unknown), except for `mark_only` files, which are whole frames we align here.
+Every imported face passes the explicit-content gate and records its verdict (`content_gate`), which
+`train` requires.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from facecast.faces.facetype import get_face_type
 from facecast.faceset.common import face_mask, sharpness, unique_name
 from facecast.faceset.safe_pickle import PickleInvalid, PickleRefused, safe_loads
 from facecast.media.images import atomic_write_bytes, decode_image
+from facecast.provenance import gate_verdict
 
 DFL_FACE_TYPES = {  # DFL name -> ours (mark_only: not aligned at all; we align it)
     "half_face": "half", "midfull_face": "mid_half", "full_face": "full", "full_face_no_align": "full",
@@ -53,6 +56,36 @@ DFL_FACE_TYPE_INTS = {0: "half_face", 1: "midfull_face", 2: "full_face", 3: "ful
 PAK_NAME = "faceset.pak"
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MARK_ONLY_MAX_SIZE = 512
+MAX_IMAGE_SIDE = 8192  # DFL faces are <= 1024 px, mark_only frames up to 8K; headers beyond are refused
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def image_dims(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG IHDR or JPEG SOF header, without decoding; None when not found."""
+    try:
+        if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+            return struct.unpack(">II", data[16:24])
+        if data[:2] == b"\xff\xd8":
+            for marker, start, end in _jpeg_segments(data):
+                if marker in _SOF and end - start >= 9:
+                    h, w = struct.unpack(">HH", data[start + 5 : start + 9])
+                    return w, h
+    except (ValueError, struct.error):
+        return None
+    return None
+
+
+def decode_bounded(data: bytes, origin: str, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
+    """decode_image after a header check, so a header declaring 100k x 100k pixels is refused before any
+    decoder allocates for it; decoder failures are one line too."""
+    dims = image_dims(data)
+    if dims is not None and (max(dims) > MAX_IMAGE_SIDE or min(dims) < 1):
+        raise FacecastError(f"{origin}: image declares {dims[0]}x{dims[1]} pixels (limit {MAX_IMAGE_SIDE} per side); "
+                            "the file is damaged or crafted; nothing was imported")
+    try:
+        return decode_image(data, origin, flags)
+    except cv2.error:
+        raise FacecastError(f"{origin}: not a decodable image; nothing was imported") from None
 
 
 def _jpeg_segments(data: bytes) -> list[tuple[int, int, int]]:
@@ -319,7 +352,7 @@ def convert_xseg(info: dict, origin: str) -> np.ndarray | None:
     if not isinstance(buf, (bytes, bytearray)):
         raise FacecastError(f"{origin}: DeepFaceLab xseg_mask is neither image bytes nor an array")
     try:
-        img = decode_image(bytes(buf), f"{origin} xseg_mask", cv2.IMREAD_GRAYSCALE)
+        img = decode_bounded(bytes(buf), f"{origin} xseg_mask", cv2.IMREAD_GRAYSCALE)
     except FacecastError:
         raise FacecastError(f"{origin}: DeepFaceLab xseg_mask is not a readable image") from None
     return img
@@ -433,8 +466,10 @@ def import_dfl(src: str | Path, out_dir: str | Path, face_type_override: str | N
     taken: set[str] = set()
     for e in track(entries, description="importing", quiet=quiet):
         data = e.load()
-        image = decode_image(data, e.origin)
+        image = decode_bounded(data, e.origin)
         meta, realigned = convert(e.info, image, e.origin, e.name, face_type_override)
+        # the explicit-content gate on the pixels that enter the workspace (raises ContentRefused)
+        meta.content_gate = gate_verdict(realigned if realigned is not None else image, e.origin)
         name = e.name if Path(e.name).suffix.lower() in _IMAGE_SUFFIXES else f"{Path(e.name).stem}.jpg"
         if realigned is not None:
             name = f"{Path(name).stem}.jpg"

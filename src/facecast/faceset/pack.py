@@ -7,6 +7,17 @@ bytes, sha256, meta}]} so a loader gets all metadata without opening each face. 
 DeepFaceLab's pickle-headed `.pak`: any tool can list and extract it, and nothing in it is executable.
 Unpacking checks every name (plain file names only: no folders, no `..`, no hidden files) and every
 checksum, so a crafted archive cannot write outside the target folder.
+
+Limits (a pack is untrusted input; all checked from the ZIP directory before anything is inflated or
+written, each failure one error line): a face member may declare at most MAX_MEMBER_BYTES, the index
+MAX_INDEX_BYTES, the whole pack MAX_TOTAL_BYTES; no member may inflate more than MAX_RATIO times its
+stored size (facecast packs are STORED, ratio 1; JPEG/PNG barely compress), and the faces must fit the
+target's free disk with a margin. Declared sizes are upper bounds: zipfile stops at the declared size
+and fails the CRC when a member tries to inflate further.
+
+Faces entering a folder (`unpack`, `merge`) pass the explicit-content gate one by one (`gate_face`) and
+carry its verdict in their metadata (`content_gate`, required by `train`); a face whose recorded verdict
+is the one the gate gives now keeps its exact bytes.
 """
 
 from __future__ import annotations
@@ -14,7 +25,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import shutil
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -27,6 +40,7 @@ from facecast.console import track
 from facecast.errors import FacecastError
 from facecast.faces.aligned import (
     AlignedMeta,
+    embed_meta,
     list_aligned,
     meta_from_bytes,
     read_aligned,
@@ -35,13 +49,49 @@ from facecast.faces.aligned import (
 )
 from facecast.faceset.common import unique_name
 from facecast.faceset.rename import finish_pending
+from facecast.faceset.dfl_import import decode_bounded
 from facecast.media.images import atomic_write_bytes, atomic_write_with
+from facecast.provenance import gate_verdict
 
 PACK_SCHEMA = "facecast.faceset-pack/1"
 INDEX = "faceset.json"
 PACK_SUFFIX = ".fcset"
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 _FACE_SUFFIXES = (".jpg", ".jpeg", ".png")
+MAX_MEMBER_BYTES = 64 << 20  # an aligned face with its masks is < 2 MB; 64 MB is far beyond any real one
+MAX_INDEX_BYTES = 256 << 20
+MAX_TOTAL_BYTES = 64 << 30
+MAX_RATIO = 50.0  # JSON inflates ~5-10x, images ~1x; zip bombs 1000x+
+DISK_MARGIN = 256 << 20
+
+
+def _check_limits(zf: zipfile.ZipFile, path: Path) -> int:
+    """Refuse a pack whose directory declares a bomb (sizes, ratio); returns the faces' total bytes."""
+    total = faces = 0
+    for info in zf.infolist():
+        cap = MAX_INDEX_BYTES if info.filename == INDEX else MAX_MEMBER_BYTES
+        what = "index" if info.filename == INDEX else f"member {info.filename!r}"
+        if info.file_size > cap:
+            raise FacecastError(f"{path}: {what} declares {info.file_size / 2**20:.0f} MiB uncompressed (limit "
+                                f"{cap >> 20} MiB); refusing a crafted or damaged pack")
+        if info.file_size > (1 << 20) and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+            raise FacecastError(f"{path}: {what} would inflate {info.file_size / max(info.compress_size, 1):.0f}x "
+                                f"(limit {MAX_RATIO:.0f}x); refusing a zip bomb")
+        total += info.file_size
+        faces += info.file_size if info.filename != INDEX else 0
+        if total > MAX_TOTAL_BYTES:
+            raise FacecastError(f"{path}: declares more than {MAX_TOTAL_BYTES >> 30} GiB uncompressed; refusing it")
+    return faces
+
+
+def _check_disk(folder: Path, need: int, what: Path) -> None:
+    probe = folder
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if need + DISK_MARGIN > free:
+        raise FacecastError(f"{what}: its faces need {need / 2**20:.0f} MiB but {probe} has {free / 2**20:.0f} MiB free; "
+                            "free some space first")
 
 
 def _safe_member_name(name: str, archive: Path) -> str:
@@ -61,12 +111,14 @@ def read_index(path: str | Path) -> dict:
     path = Path(path)
     try:
         with zipfile.ZipFile(path) as zf:
+            _check_limits(zf, path)
             index = json.loads(zf.read(INDEX))
     except FileNotFoundError:
         raise FacecastError(f"{path}: file not found") from None
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError):
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, NotImplementedError, zlib.error):
         raise FacecastError(f"{path}: not a facecast faceset pack (make one with `facecast faceset pack`)") from None
-    if index.get("schema") != PACK_SCHEMA or not isinstance(index.get("faces"), list):
+    if (not isinstance(index, dict) or index.get("schema") != PACK_SCHEMA or not isinstance(index.get("faces"), list)
+            or not all(isinstance(f, dict) for f in index["faces"])):
         raise FacecastError(f"{path}: pack index schema is not {PACK_SCHEMA}; re-pack it with this facecast")
     return index
 
@@ -79,9 +131,12 @@ def iter_pack(path: str | Path) -> Iterator[tuple[str, bytes]]:
         for entry in index["faces"]:
             name = _safe_member_name(str(entry.get("name", "")), path)
             try:
-                data = zf.read(name)
+                data = zf.read(name)  # sizes were capped by read_index: at most MAX_MEMBER_BYTES
             except KeyError:
                 raise FacecastError(f"{path}: index lists {name} but the pack lacks it; the pack is damaged") from None
+            except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, zlib.error):
+                raise FacecastError(f"{path}: member {name} is corrupt (it does not inflate to its declared size "
+                                    "and checksum); the pack is damaged") from None
             if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
                 raise FacecastError(f"{path}: checksum of {name} does not match; the pack is damaged")
             yield name, data
@@ -128,11 +183,24 @@ def pack(folder: str | Path, out_file: str | Path, quiet: bool = True) -> dict:
     return {"pack": str(out_file), "faces": len(faces), "bytes": out_file.stat().st_size}
 
 
+def gate_face(data: bytes, name: str) -> bytes:
+    """An aligned face's bytes after the explicit-content gate (raises ContentRefused), with the verdict
+    recorded in its metadata; pixels are never re-encoded, and a face already carrying the same verdict
+    comes back unchanged."""
+    meta = meta_from_bytes(data, name)
+    record = gate_verdict(decode_bounded(data, name), name)
+    if meta.content_gate == record:
+        return data
+    meta.content_gate = record
+    return embed_meta(data, meta)
+
+
 def _add_faces(items: Iterator[tuple[str, bytes]], folder: Path, quiet: bool, what: str) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     finish_pending(folder)
     added = renamed = identical = 0
     for name, data in track(items, description=what, quiet=quiet):
+        data = gate_face(data, name)
         target = folder / name
         if target.exists():
             if target.read_bytes() == data:
@@ -146,12 +214,19 @@ def _add_faces(items: Iterator[tuple[str, bytes]], folder: Path, quiet: bool, wh
 
 
 def unpack(file: str | Path, folder: str | Path, quiet: bool = True) -> dict:
-    """Extract a pack into a folder; the files are byte-identical to the packed ones."""
+    """Extract a pack into a folder; pixels and metadata are the packed ones plus the gate's verdict."""
     file = Path(file)
     if not file.exists():
         raise FacecastError(f"{file}: file not found")
     read_index(file)
+    _check_disk(Path(folder), pack_face_bytes(file), file)
     return {"pack": str(file), **_add_faces(iter_pack(file), Path(folder), quiet, "unpacking")}
+
+
+def pack_face_bytes(file: str | Path) -> int:
+    """Declared uncompressed bytes of a pack's faces (after the limits check)."""
+    with zipfile.ZipFile(file) as zf:
+        return _check_limits(zf, Path(file))
 
 
 def merge(a: str | Path, b: str | Path, out: str | Path, quiet: bool = True) -> dict:
@@ -163,6 +238,10 @@ def merge(a: str | Path, b: str | Path, out: str | Path, quiet: bool = True) -> 
     out = Path(out)
     if out.resolve() in (Path(a).resolve(), Path(b).resolve()):
         raise FacecastError(f"{out}: the output must be a new folder, not one of the inputs")
+
+    need = sum(pack_face_bytes(src) if is_pack(Path(src)) else 0 for src in (a, b))
+    if need:
+        _check_disk(out, need, Path(a if is_pack(Path(a)) else b))
 
     def both() -> Iterator[tuple[str, bytes]]:
         yield from iter_faceset(a)

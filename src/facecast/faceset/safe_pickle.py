@@ -21,19 +21,43 @@ through `find_class`, which here returns only our own stand-ins:
 Any other global (os.system, subprocess.*, builtins.eval, any class) raises `PickleRefused` from
 `find_class`, i.e. before the pickle can call anything. Our stand-ins never call into numpy with
 attacker-chosen callables; they only copy bytes into arrays of a vetted dtype.
+
+Resource limits (denial of service), all enforced before the allocation they guard, each failing with
+`PickleInvalid` (one line) well under a second:
+- A pre-scan (`pickletools.genops`, pure Python, reads only bytes that exist) before the C unpickler
+  runs: at most MAX_OPCODES opcodes, MAX_MEMO memo entries and memo indices below MAX_MEMO (the C
+  unpickler grows its memo array to the largest index it sees), no bytes/str argument over
+  MAX_ARRAY_BYTES, and every declared length (BINBYTES8, FRAME, ...) present in the data: CPython
+  allocates a counted bytes object at its declared size *before* reading it, so a 12 GB declaration in a
+  63 MB file is refused here instead. Out-of-band buffers (protocol 5) are refused.
+- Shared references: a 400-byte pickle can reference one list from ten places at each of thirty levels
+  ("billion laughs"); loading keeps the sharing, but turning it into plain data expands it. `_finish`
+  counts the nodes it produces and stops at max(MIN_NODES, NODES_PER_BYTE x pickle size): real data
+  needs at least one opcode byte per node, so only shared-reference bombs reach the bound.
+- Arrays: shape products in exact integers, checked against MAX_ARRAY_BYTES and the raw bytes present
+  before numpy sees them.
 """
 
 from __future__ import annotations
 
 import _compat_pickle
 import io
+import math
 import pickle
+import pickletools
 import re
 from typing import Any
 
 import numpy as np
 
 MAX_ARRAY_BYTES = 64 * 1024 * 1024  # no face metadata array comes near this; refuse memory bombs
+MAX_OPCODES = 5_000_000  # a 10k-face DeepFaceLab sample table is ~1M opcodes
+MAX_MEMO = 1_000_000
+MIN_NODES = 200_000
+NODES_PER_BYTE = 2
+_MEMO_OPS = {"PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"}
+_MEMO_INDEX_OPS = {"PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET"}
+_REFUSED_OPS = {"NEXT_BUFFER", "READONLY_BUFFER", "PERSID", "BINPERSID"}
 
 
 class PickleRefused(Exception):
@@ -112,10 +136,12 @@ def _array_from_bytes(raw: Any, dtype: np.dtype, shape: Any, fortran: bool) -> n
         raw = bytes(raw)
     if not isinstance(raw, bytes):
         raise PickleInvalid("numpy array data is not raw bytes (object arrays are refused)")
-    if not isinstance(shape, tuple) or not all(isinstance(v, int) and v >= 0 for v in shape):
+    if not isinstance(shape, tuple) or len(shape) > 32 or not all(isinstance(v, int) and v >= 0 for v in shape):
         raise PickleInvalid("malformed numpy array shape")
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
-    if count * dtype.itemsize != len(raw) or len(raw) > MAX_ARRAY_BYTES:
+    nbytes = math.prod(shape) * dtype.itemsize  # exact integers: no int64 wrap-around
+    if nbytes > MAX_ARRAY_BYTES:
+        raise PickleInvalid(f"numpy array of shape {shape} needs {nbytes} bytes (limit {MAX_ARRAY_BYTES})")
+    if nbytes != len(raw):
         raise PickleInvalid("numpy array data size does not match its shape")
     return np.frombuffer(raw, dtype=dtype).reshape(shape, order="F" if fortran else "C").copy()
 
@@ -193,29 +219,72 @@ class _Unpickler(pickle.Unpickler):
         raise PickleRefused("a persistent id")
 
 
-def _finish(obj: Any, depth: int = 0) -> Any:
+def _prescan(data: bytes) -> None:
+    """Opcode, memo and declared-length limits, checked before the C unpickler allocates anything."""
+    ops = memo = 0
+    try:
+        for op, arg, _pos in pickletools.genops(data):
+            ops += 1
+            if ops > MAX_OPCODES:
+                raise PickleInvalid(f"more than {MAX_OPCODES} pickle opcodes")
+            name = op.name
+            if name in _REFUSED_OPS:
+                raise PickleRefused(f"pickle opcode {name}")
+            if name in _MEMO_OPS:
+                memo += 1
+                if memo > MAX_MEMO:
+                    raise PickleInvalid(f"more than {MAX_MEMO} memo entries")
+            if name in _MEMO_INDEX_OPS and isinstance(arg, int) and not 0 <= arg < MAX_MEMO:
+                raise PickleInvalid(f"memo index {arg} out of range")
+            if name == "FRAME" and arg > len(data):
+                raise PickleInvalid(f"frame of {arg} bytes in a {len(data)}-byte pickle")
+            if isinstance(arg, (bytes, bytearray, str)) and len(arg) > MAX_ARRAY_BYTES:
+                raise PickleInvalid(f"a {len(arg)}-byte string (limit {MAX_ARRAY_BYTES})")
+    except (ValueError, TypeError, EOFError) as err:  # genops: a declared length that is not there, a bad opcode
+        raise PickleInvalid(str(err)[:200]) from None
+
+
+class _Budget:
+    __slots__ = ("left",)
+
+    def __init__(self, nodes: int) -> None:
+        self.left = nodes
+
+
+def _finish(obj: Any, budget: _Budget, depth: int = 0) -> Any:
     """Swap array stubs for arrays; anything that is not plain data at this point is refused."""
     if depth > 64:
         raise PickleInvalid("nesting too deep")
+    budget.left -= 1
+    if budget.left < 0:
+        raise PickleInvalid("too many objects for the pickle's size (shared references expanding: a pickle bomb)")
     if isinstance(obj, _ArrayStub):
         if obj.array is None:
             raise PickleInvalid("numpy array without data")
         return obj.array
     if isinstance(obj, dict):
-        return {_finish(k, depth + 1): _finish(v, depth + 1) for k, v in obj.items()}
+        return {_finish(k, budget, depth + 1): _finish(v, budget, depth + 1) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_finish(v, depth + 1) for v in obj]
+        return [_finish(v, budget, depth + 1) for v in obj]
     if isinstance(obj, tuple):
-        return tuple(_finish(v, depth + 1) for v in obj)
-    if obj is None or isinstance(obj, (str, bytes, bytearray, int, float, complex, bool, np.ndarray, set, frozenset)):
+        return tuple(_finish(v, budget, depth + 1) for v in obj)
+    if isinstance(obj, (set, frozenset)):
+        budget.left -= len(obj)
+        if budget.left < 0:
+            raise PickleInvalid("too many objects for the pickle's size")
+        return obj
+    if obj is None or isinstance(obj, (str, bytes, bytearray, int, float, complex, bool, np.ndarray)):
         return obj
     raise PickleInvalid(f"unexpected {type(obj).__name__} object")
 
 
 def safe_loads(data: bytes) -> Any:
     """Unpickle plain data and numpy arrays only; raises PickleRefused / PickleInvalid otherwise."""
+    data = bytes(data)
     try:
-        return _finish(_Unpickler(io.BytesIO(data)).load())
+        _prescan(data)
+        budget = _Budget(max(MIN_NODES, NODES_PER_BYTE * len(data)))
+        return _finish(_Unpickler(io.BytesIO(data)).load(), budget)
     except (PickleRefused, PickleInvalid):
         raise
     except RecursionError:

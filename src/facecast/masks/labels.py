@@ -5,17 +5,21 @@ JSON is read and written by LabelMe, CVAT and others, so `export --format labelm
 face beside a LabelMe JSON (with its current polygons, or none), the user draws "face" and "exclude"
 polygons, and `import` puts them back into the faces' metadata. `--format facecast` is one JSON file with
 every labelled face's polygons (the shared polygon format of `masks/polygons.py`), for backups and
-scripts. Imports validate every file before writing any face, so a corrupt file changes nothing.
+scripts. Imports are all-or-nothing: every label file is validated and every face's new bytes are built
+in memory, then written to temporary siblings, then renamed into place; a failure at any step (a corrupt
+file, a full disk, an unreadable face) leaves every face as it was.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 from pathlib import Path
 from typing import Any
 
 from facecast.errors import FacecastError
-from facecast.faces.aligned import list_aligned, read_meta, update_meta
+from facecast.faces.aligned import embed_meta, list_aligned, meta_from_bytes, read_meta
 from facecast.masks.polygons import Polygon, from_labelme, read_json, scale_polygons, to_labelme, validate_polygons
 from facecast.media.images import atomic_write_bytes
 from facecast.workspace import Workspace
@@ -74,6 +78,10 @@ def _read_labelme_dir(folder: Path, sizes: dict[str, int]) -> dict[str, list[Pol
     by_stem = {Path(n).stem: n for n in sizes}
     for f in files:
         doc = read_json(f)
+        width = doc.get("imageWidth") if isinstance(doc, dict) else None
+        if width is not None and (not isinstance(width, (int, float)) or isinstance(width, bool)
+                                  or not math.isfinite(width) or width <= 0):
+            raise FacecastError(f"{f}: imageWidth {width!r} is not a positive number; re-export the face")
         image = Path(str(doc.get("imagePath") or "")).name if isinstance(doc, dict) else ""
         name = image if image in sizes else by_stem.get(Path(image).stem) or by_stem.get(f.stem)
         if name is None:
@@ -110,19 +118,53 @@ def labels_import(ws: Workspace, side: str, fmt: str = "labelme", src: str | Pat
     if not src.exists():
         raise FacecastError(f"{src}: label folder not found; pass --out/--from the folder you exported to")
     paths = {p.name: p for p in list_aligned(ws.aligned(side))}
-    metas = {n: read_meta(p) for n, p in paths.items()}
+    originals = {n: _read_face(p) for n, p in paths.items()}
+    metas = {n: meta_from_bytes(data, str(paths[n])) for n, data in originals.items()}
     sizes = {n: m.size for n, m in metas.items()}
     found = _read_labelme_dir(src, sizes) if fmt == "labelme" else _read_facecast(src, sizes)
-    changed = 0
+    updates: dict[Path, bytes] = {}
     for name, polys in found.items():
         meta = metas[name]
         new = polys or None
         if meta.mask_polygons != new:
             meta.mask_polygons = new
-            update_meta(paths[name], meta)
-            changed += 1
+            updates[paths[name]] = embed_meta(originals[name], meta)  # in memory: nothing written yet
+    _commit_all(updates, {paths[n]: originals[n] for n in originals})
     return {"side": side, "format": fmt, "from": str(src), "files": len(found),
-            "labelled": sum(1 for p in found.values() if p), "changed": changed}
+            "labelled": sum(1 for p in found.values() if p), "changed": len(updates)}
+
+
+def _read_face(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise FacecastError(f"{path}: cannot read ({err.strerror}); no label was imported") from None
+
+
+def _commit_all(updates: dict[Path, bytes], originals: dict[Path, bytes]) -> None:
+    """Write every face or none: all to temporary siblings first, then rename; undo on any failure."""
+    temps: dict[Path, Path] = {}
+    done: list[Path] = []
+    try:
+        for path, data in updates.items():
+            tmp = path.with_name(f".{path.name}.labels-tmp")
+            with open(tmp, "wb") as fh:
+                temps[path] = tmp
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        for path, tmp in temps.items():
+            os.replace(tmp, path)
+            done.append(path)
+    except OSError as err:
+        for path in done:  # put back what was already renamed
+            try:
+                atomic_write_bytes(path, originals[path])
+            except OSError:
+                pass
+        for tmp in temps.values():
+            tmp.unlink(missing_ok=True)
+        raise FacecastError(f"writing labels failed ({err.strerror or err}); no face was changed") from None
 
 
 def labels_list(ws: Workspace, side: str) -> dict[str, Any]:

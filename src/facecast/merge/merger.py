@@ -10,13 +10,20 @@ and composite + encode + write each frame in worker processes (pure numpy/OpenCV
 Frames without a face are copied through and listed. Every file is written to a temporary sibling and
 renamed, and the session is saved after each chunk and on Ctrl-C, so an interrupt loses nothing.
 
-Hooks for the responsible-use layer (wired by the provenance work; no-ops until then):
-`_responsible_checks(ws)` runs before any work (consent), `_label_frame(ws, image)` runs on every
-written frame (watermark).
+Hooks for the responsible-use layer: `_responsible_checks(ws)` runs before any work (consent),
+`_GatedReader` reads every dst frame merge touches through the explicit-content gate (frames can change
+after extraction; verdicts are cached by content hash, so an unchanged frame is scored once per
+workspace), `_label_frame(ws, image)` runs on every written frame (watermark).
+
+Determinism: a frame's pixels depend only on its inputs, never on which frames shared its prediction
+batch, where a run was resumed, or the process (see train/predict.py: fixed threads, deterministic
+kernels, one face per forward pass on CPU). The frame file's content hash is part of its session hash,
+so a frame replaced on disk is merged (and gated) again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import time
@@ -32,7 +39,7 @@ import numpy as np
 from facecast.errors import FacecastError
 from facecast.faces.align import image_to_face_matrix, warp_to_face
 from facecast.faces.aligned import AlignedMeta, list_aligned, read_meta
-from facecast.media.images import atomic_write_bytes, clean_partials, encode_image, list_images, read_image
+from facecast.media.images import atomic_write_bytes, clean_partials, decode_image, encode_image, list_images, read_image
 from facecast.merge.color import ColorStats
 from facecast.merge.composite import FaceJob, FaceOutput, face_statistics, merge_frame, merge_frame_detailed, roi_matrix
 from facecast.merge.masks import segment_to_model, stored_xseg_to_model
@@ -50,10 +57,44 @@ _IDENTITY = np.eye(2, 3)
 def _responsible_checks(ws: Workspace) -> None:
     """Before any merge work: the source person's consent record must be valid (raises ConsentError).
 
-    dst frames were checked by the explicit-content gate at extraction; merge renders nothing else."""
+    Frames are gated as they are read (`_GatedReader`): a frame swapped in after extraction is caught."""
     from facecast.provenance import require_consent
 
     require_consent(ws)
+
+
+class _GatedReader:
+    """Reads dst frames through the explicit-content gate (raises ContentRefused for a flagged frame).
+
+    Called from reader threads; the verdict cache is thread-safe and saved with the session."""
+
+    def __init__(self, ws: Workspace):
+        from facecast.provenance import gate_cache
+
+        self.cache = gate_cache(ws)
+
+    def __call__(self, path: Path) -> np.ndarray:
+        from facecast.provenance import gate_file_bytes
+
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            raise FacecastError(f"{path}: cannot read ({err.strerror or err})") from None
+        image = decode_image(data, str(path))
+        gate_file_bytes(self.cache, data, path.name, image)
+        return image
+
+    def save(self) -> None:
+        self.cache.save()
+
+
+def _file_sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:20]
 
 
 def _label_frame(ws: Workspace, image: np.ndarray) -> np.ndarray:
@@ -250,11 +291,13 @@ def _predict_frames(
     segmenter,
     settings_of: Callable[[str], MergeSettings],
     reader: ThreadPoolExecutor | None = None,
+    load: Callable[[Path], np.ndarray] = read_image,
 ) -> dict[str, _Predicted]:
-    """Read frames, re-align faces at the model geometry, predict all faces in one batch, add XSeg masks."""
+    """Read frames (through `load`: the gate), re-align faces at the model geometry, predict all faces in
+    one call (per-face results do not depend on the batch: see train/predict.py), add XSeg masks."""
     r, ftype = int(predictor.resolution), predictor.face_type
     paths = [ws.data("dst") / n for n in names]
-    loaded = list(reader.map(read_image, paths)) if reader else [read_image(p) for p in paths]
+    loaded = list(reader.map(load, paths)) if reader else [load(p) for p in paths]
     frames, jobs, crops, owners = {}, {}, [], []
     for n, frame in zip(names, loaded):
         frames[n] = frame
@@ -342,6 +385,7 @@ def merge(
     names to setting changes for that frame and is stored in the session; `workers` >= 2 composites in
     that many threads or processes (`parallel`), 1 composites in this thread."""
     _responsible_checks(ws)
+    gated = _GatedReader(ws)
     t0 = time.perf_counter()
     model_dir = ws.model(model_name)
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -378,16 +422,17 @@ def merge(
     # what the pixels depend on besides settings: the model (and its training iteration, so merging
     # again after more training redoes every frame) and the XSeg weights
     model_sig = [model_name, int(predictor.resolution), predictor.face_type, getattr(predictor, "arch", ""),
-                 _model_iteration(model_dir),
+                 _model_iteration(model_dir), getattr(predictor, "precision", None),
                  [getattr(segmenter, "name", type(segmenter).__name__), getattr(segmenter, "version", None)]
                  if segmenter is not None else None]
     digests: dict[str, str] = {}
     for n in frame_names:
+        content = _file_sha(ws.data("dst") / n)  # a frame replaced on disk is merged (and gated) again
         if faces.get(n):
             geo = [np.round(m.source_landmarks, 2).tolist() for m in faces[n]]
-            digests[n] = frame_digest(session.effective(n), model_sig, geo)
+            digests[n] = frame_digest(session.effective(n), model_sig, geo, content)
         else:
-            digests[n] = frame_digest(None, "passthrough")
+            digests[n] = frame_digest(None, "passthrough", content)
     session.no_face = [n for n in frame_names if not faces.get(n)]
     session.total = len(frame_names)
 
@@ -431,6 +476,7 @@ def merge(
             for n in chunk:
                 session.mark(n, None, 0, "")
             session.save()
+            gated.save()
             with_faces = [n for n in chunk if faces.get(n)]
             need = set(with_faces)
             if window > 1:
@@ -440,7 +486,8 @@ def merge(
                     need.update(x for x in frame_names[max(0, i - half) : i + half + 1] if faces.get(x))
             missing = [n for n in frame_names if n in need and n not in cache]
             if missing:
-                cache.update(_predict_frames(ws, missing, faces, motions, predictor, segmenter, session.effective, reader))
+                cache.update(_predict_frames(ws, missing, faces, motions, predictor, segmenter, session.effective, reader,
+                                             gated))
             for n in chunk:
                 s = session.effective(n)
                 mp, kp = out_paths(n)
@@ -449,7 +496,7 @@ def merge(
                     outputs = _smooth(n, frame_names, cache, s.temporal_window, s, position) if s.temporal_window > 1 else p.outputs
                     task = _FrameTask(n, p.frame, p.jobs, outputs, s, mp, kp, patch_dir, ws)
                 else:
-                    task = _FrameTask(n, read_image(ws.data("dst") / n), [], [], s, mp, kp, None, ws)
+                    task = _FrameTask(n, gated(ws.data("dst") / n), [], [], s, mp, kp, None, ws)
                 pending.append((n, pool.submit(_finish, task) if pool else _finish(task)))
             # drop predictions no later frame's window can use
             if todo[start + batch_frames : start + batch_frames + 1]:
@@ -476,6 +523,7 @@ def merge(
             session.mark(name, digests[name], nf, "merged" if nf else "passthrough")
             merged += 1
         session.save()
+        gated.save()
     return MergeReport(
         frames=len(frame_names), merged=merged, skipped=skipped, passthrough=session.no_face,
         faces=n_faces, seconds=time.perf_counter() - t0, workers=workers, session=str(session.path), parallel=parallel,
@@ -514,8 +562,12 @@ def preview(ws: Workspace, frame: str, settings: MergeSettings, predictor, segme
     if frame not in names:
         raise FacecastError(f"frame {frame!r} not found in {ws.data('dst')}")
     faces, _ = plan_faces(ws)
-    if not faces.get(frame):
-        return merge_frame_detailed(read_image(ws.data("dst") / frame), [], [], settings)
-    motions = _motions(names, faces)
-    p = _predict_frames(ws, [frame], faces, motions, predictor, segmenter, lambda _n: settings)[frame]
+    gated = _GatedReader(ws)
+    try:
+        if not faces.get(frame):
+            return merge_frame_detailed(gated(ws.data("dst") / frame), [], [], settings)
+        motions = _motions(names, faces)
+        p = _predict_frames(ws, [frame], faces, motions, predictor, segmenter, lambda _n: settings, load=gated)[frame]
+    finally:
+        gated.save()
     return merge_frame_detailed(p.frame, p.jobs, p.outputs, settings)

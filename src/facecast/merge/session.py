@@ -47,9 +47,19 @@ class Session:
             overrides = {str(k): dict(v) for k, v in data.get("overrides", {}).items()}
             for frame, ov in overrides.items():
                 settings.with_overrides(ov, f"{path}: override for {frame}")
-            return cls(path, model, settings, overrides, dict(data.get("frames", {})), list(data.get("no_face", [])),
-                       int(data.get("progress", {}).get("total", 0)))
-        except (ValueError, TypeError, AttributeError, json.JSONDecodeError) as err:
+            frames = data.get("frames", {})
+            if not isinstance(frames, dict) or not all(
+                isinstance(r, dict) and isinstance(r.get("hash", ""), (str, type(None))) for r in frames.values()
+            ):
+                raise ValueError("frames must map frame names to {hash, faces, status} objects")
+            no_face = data.get("no_face", [])
+            if not isinstance(no_face, list) or not all(isinstance(n, str) for n in no_face):
+                raise ValueError("no_face must be a list of frame names")
+            progress = data.get("progress", {})
+            total = progress.get("total", 0) if isinstance(progress, dict) else 0
+            return cls(path, model, settings, overrides, {str(k): dict(v) for k, v in frames.items()}, list(no_face),
+                       int(total) if isinstance(total, int) else 0)
+        except (ValueError, TypeError, AttributeError, json.JSONDecodeError, UnicodeDecodeError) as err:
             raise FacecastError(f"{path}: unreadable merge session ({err}); delete it to start the merge afresh") from None
 
     def effective(self, frame: str) -> MergeSettings:

@@ -102,6 +102,7 @@ def build_dst_workspace(
     from facecast.faces.aligned import AlignedMeta, SourceInfo, write_aligned
     from facecast.media.images import write_image
     from facecast.media.synth import Actor, render_clip, sample_photo
+    from facecast.provenance import gate_verdict
 
     add_consent(ws, "sample", "bundled public-domain/test photos, used only in tests and benchmarks",
                 "facecast tests", src=True)
@@ -126,5 +127,6 @@ def build_dst_workspace(
                 source=SourceInfo(name, (size[0], size[1]), (*lo.tolist(), *hi.tolist()), lm.tolist()),
                 image_to_face=mat.tolist(), face_index=k, identity=k, detector={"name": "ground-truth"},
             )
+            meta.content_gate = gate_verdict(frame, name)  # as extract records it
             write_aligned(ws.aligned("dst") / f"{i:05d}_{k}.jpg", face, meta)
     return names

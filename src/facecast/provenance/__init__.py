@@ -7,6 +7,10 @@ content refused. The facade below is what the other stages call; nothing here ca
     check_content(image, name) -> score                     (raises ContentRefused)
     content_gate() -> ContentGate                           (one cached instance per process)
     label_result_file(path, ws=None, model_name=None)       (sign any result file facecast writes)
+    gate_verdict(image, name) -> dict                       (check + the `content_gate` record for a face)
+    gate_cache(ws) -> VerdictCache; gate_file_bytes(cache, data, name)   (frames scored once per content)
+    require_gate_verdicts(metas, label)                     (train: every face passed the gate)
+    label_byproduct(image, ws=None) -> image                (previews, crops: watermark synthetic faces)
 """
 
 from __future__ import annotations
@@ -18,13 +22,18 @@ from pathlib import Path
 import numpy as np
 
 from facecast.provenance.consent import ConsentRecord, require_consent
-from facecast.provenance.content_gate import ContentGate
+from facecast.provenance.content_gate import MODEL_ID, ContentGate, VerdictCache, has_verdict, verdict
 
 __all__ = [
     "ConsentRecord",
     "ContentGate",
     "check_content",
     "content_gate",
+    "gate_cache",
+    "gate_file_bytes",
+    "gate_verdict",
+    "label_byproduct",
+    "require_gate_verdicts",
     "find_workspace",
     "label_result_file",
     "require_consent",
@@ -62,6 +71,50 @@ def content_gate() -> ContentGate:
 
 def check_content(image: np.ndarray, name: str = "image") -> float:
     return content_gate().check(image, name)
+
+
+def gate_verdict(image: np.ndarray, name: str = "face") -> dict:
+    """Check an image (raises ContentRefused) and return the `content_gate` record for its aligned face."""
+    gate = content_gate()
+    return verdict(gate.check(image, name), getattr(gate, "model_id", MODEL_ID))
+
+
+def gate_cache(ws) -> VerdictCache:
+    """The workspace's verdict cache (WS/.facecast/gate_verdicts.json), MAC'd with a workspace secret."""
+    from facecast.provenance.keys import workspace_secret
+
+    return VerdictCache(ws.root / ".facecast" / VerdictCache.FILE, workspace_secret(ws, b"gate-verdict-cache"))
+
+
+def gate_file_bytes(cache: VerdictCache, data: bytes, name: str, image: np.ndarray | None = None) -> float:
+    """Gate an image file's bytes through `cache` (scores only content not seen before); `image` is the
+    already decoded picture of `data`, when the caller has it."""
+    from facecast.media.images import decode_image
+
+    decode = (lambda _b: image) if image is not None else (lambda b: decode_image(b, name))
+    return cache.check_bytes(content_gate(), data, decode, name)
+
+
+def require_gate_verdicts(metas, label: str, folder=None) -> None:
+    """Raise one line when any aligned face lacks a passing `content_gate` verdict (see content_gate.py)."""
+    from facecast.errors import FacecastError
+
+    missing = sum(1 for m in metas if not has_verdict(getattr(m, "content_gate", None)))
+    if missing:
+        where = f" in {folder}" if folder else ""
+        raise FacecastError(
+            f"{label}: {missing} face(s){where} have no explicit-content gate verdict; re-extract them with "
+            f"`facecast extract` or re-import them with `facecast faceset unpack|merge|import-dfl` (which gate every face)"
+        )
+
+
+def label_byproduct(image: np.ndarray, ws=None, near: str | Path | None = None) -> np.ndarray:
+    """Watermark an image that shows synthetic faces but is not a result (training previews and their
+    history, score crops, demo comparison sheets), so it reads as synthetic wherever it ends up.
+
+    Payload: that of `ws`, else of the workspace `near` lies in, else of the per-user signing workspace."""
+    ws = ws or (find_workspace(near) if near is not None else None) or _default_signing_workspace()
+    return watermark_frame(ws, image)
 
 
 SIGNING_HOME_ENV = "FACECAST_HOME"

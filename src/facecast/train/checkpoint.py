@@ -124,11 +124,17 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
 def read_state(model_dir: Path) -> dict[str, Any]:
     path = Path(model_dir) / FILES[2]
     try:
-        return json.loads(path.read_text())
+        state = json.loads(path.read_text())
     except FileNotFoundError:
         return {}
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, UnicodeDecodeError):
         raise FacecastError(f"{path}: corrupt state file; restore a backup from backups/") from None
+    numbers = {"iteration": int, "rollbacks": int, "lr_scale": (int, float)}
+    if not isinstance(state, dict) or any(
+        k in state and (not isinstance(state[k], t) or isinstance(state[k], bool) or state[k] < 0) for k, t in numbers.items()
+    ):
+        raise FacecastError(f"{path}: malformed state file (iteration, rollbacks, lr_scale); restore a backup from backups/")
+    return state
 
 
 def load_weights_into(module: torch.nn.Module, weights: dict[str, torch.Tensor], source: str) -> None:

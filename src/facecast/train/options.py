@@ -109,12 +109,19 @@ class ModelOptions:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], name: str = "options") -> "ModelOptions":
+        if not isinstance(data, dict):
+            raise FacecastError(f"{name}: not an options file (a JSON object); restore it from backups/ or recreate the model")
         if data.get("schema") not in (None, SCHEMA):
             raise FacecastError(f"{name}: schema {data.get('schema')!r} is not {SCHEMA}; it was written by another version")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known - {"schema"})
         if unknown:
             raise FacecastError(f"{name}: unknown option(s) {', '.join(unknown)}")
+        defaults = cls()
+        for key, value in data.items():
+            if key in known and not _same_kind(value, getattr(defaults, key)):
+                raise FacecastError(f"{name}: option {key}={value!r} should be {type(getattr(defaults, key)).__name__}; "
+                                    "fix the file or restore it from backups/")
         try:
             opts = cls(**{k: v for k, v in data.items() if k in known})
         except TypeError as err:
@@ -142,6 +149,22 @@ class ModelOptions:
                 raise FacecastError(f"unknown option {key!r}; known: {', '.join(known)}")
             clean[key] = _coerce(key, value, getattr(self, key))
         return replace(self, **clean).validate()
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    """A value read from a file has its field's JSON type (ints for floats allowed; None only where the
+    default is None)."""
+    if default is None:
+        return True
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    return isinstance(value, type(default))
 
 
 def _coerce(key: str, value: Any, current: Any) -> Any:

@@ -1,6 +1,8 @@
 """Training previews: the PNG grid (src, src->src, dst, dst->dst, dst->src) and the loss plot.
 
 Kept apart from the loop so the UI can render the same grid from an `EvalBatch` it gets elsewhere.
+The grid shows synthetic faces (reconstructions and swaps), so it carries the invisible watermark of the
+model's workspace like every merged frame (`label_byproduct`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from facecast.provenance import label_byproduct
 
 
 @dataclass
@@ -35,7 +39,7 @@ def write_preview(model_dir: Path, keep_history: bool, batch: EvalBatch) -> None
 
     rows = [np.concatenate([batch.src[i], batch.src_recon[i], batch.dst[i], batch.dst_recon[i], batch.swap[i]], 1)
             for i in range(len(batch.src))]
-    grid = np.concatenate(rows, 0)
+    grid = label_byproduct(np.concatenate(rows, 0), near=model_dir)
     prev = model_dir / "previews"
     write_image(prev / "preview.png", grid)
     if keep_history:
@@ -52,10 +56,11 @@ def plot_losses(history: Path, out: Path) -> None:
             row = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if "src_loss" in row:
-            its.append(row["iter"])
-            sl.append(row["src_loss"])
-            dl.append(row["dst_loss"])
+        values = [row.get(k) for k in ("iter", "src_loss", "dst_loss")] if isinstance(row, dict) else [None]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):  # skip malformed lines
+            its.append(values[0])
+            sl.append(values[1])
+            dl.append(values[2])
     if not its:
         return
     import matplotlib

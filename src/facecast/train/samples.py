@@ -24,9 +24,10 @@ from torch.utils.data import Dataset, Sampler
 
 from facecast.errors import FacecastError
 from facecast.console import info, track
-from facecast.faces.aligned import AlignedMeta, list_aligned, read_aligned
+from facecast.faces.aligned import AlignedMeta, list_aligned, read_aligned, read_meta
 from facecast.faces.facetype import convert_matrix, covers
 from facecast.masks.hull import hull_mask
+from facecast.provenance import require_gate_verdicts
 from facecast.train.colour import transfer
 from facecast.train.options import ModelOptions
 
@@ -69,6 +70,8 @@ def load_faceset(folder: Path, options: ModelOptions, label: str = "faceset", qu
     paths = list_aligned(folder)
     if not paths:
         raise FacecastError(f"{label} folder {folder} has no aligned faces; run `facecast extract` first")
+    # every face must have passed the explicit-content gate (extract and every import path record it)
+    require_gate_verdicts([read_meta(p) for p in paths], label, folder)
     r = options.resolution
     images, masks, ems, yaws = [], [], [], []
     converted: set[str] = set()

@@ -14,6 +14,7 @@ import numpy as np
 from facecast.faces.align import align_face
 from facecast.faces.aligned import AlignedMeta, SourceInfo, write_aligned
 from facecast.media.synth import Actor, render_clip, sample_photo
+from facecast.provenance import gate_verdict
 
 
 def make_faceset(folder: Path, photo: str, count: int, face_type: str = "whole_face", size: int = 64,
@@ -40,6 +41,7 @@ def make_faceset(folder: Path, photo: str, count: int, face_type: str = "whole_f
             detector={"name": "ground-truth"},
         )
         path = folder / f"{photo}_{i:04d}.jpg"
+        meta.content_gate = gate_verdict(face, path.name)  # what every import path records
         write_aligned(path, face, meta)
         out.append(path)
     return out

@@ -220,10 +220,12 @@ class _Run:
         keep = []
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
-                if json.loads(line).get("iter", 0) <= self.state["iteration"]:
-                    keep.append(line)
+                row = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line cut by a kill
+            it = row.get("iter", 0) if isinstance(row, dict) else None  # malformed lines are dropped
+            if isinstance(it, (int, float)) and it <= self.state["iteration"]:
+                keep.append(line)
         from facecast.media.images import atomic_write_bytes
 
         atomic_write_bytes(path, ("\n".join(keep) + ("\n" if keep else "")).encode("utf-8"))

@@ -68,7 +68,10 @@ def load_segmenter(model_dir: str | Path, device: str = "auto", batch_size: int 
     model, opts, state = store.load_model(model_dir, dev.device)
     if dev.device == "cpu":
         model = model.to(memory_format=torch.channels_last)
-    return Segmenter(model, opts, state, dev.device, dev.amp_dtype, batch_size, model_dir.name)
+    # fp32 on CPU: the CPU bf16 choice is a timing that can differ between processes, and merge needs the
+    # same mask for the same face in every run (see train/predict.py)
+    amp = None if dev.device == "cpu" else dev.amp_dtype
+    return Segmenter(model, opts, state, dev.device, amp, batch_size, model_dir.name)
 
 
 def _check_faces(paths: list[Path], seg: Segmenter, resize: bool) -> list[Any]:
