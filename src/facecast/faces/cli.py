@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
         size: Annotated[int, typer.Option("--size", help="Aligned image size in pixels.")] = 512,
         jpeg_quality: Annotated[int, typer.Option("--jpeg-quality", help="JPEG quality of aligned faces.")] = 95,
         reference: Annotated[Optional[list[Path]], typer.Option("--reference", help="Photo(s) of the person to keep (repeatable).")] = None,
-        smooth: Annotated[bool, typer.Option("--smooth", help="Smooth landmarks over time (removes jitter).")] = False,
+        smooth: Annotated[bool, typer.Option("--smooth/--no-smooth", help="Smooth landmarks over time (One-Euro filter per identity track; removes jitter). On by default: it cut still-head jitter 5-10x with no loss on moving faces (bench/extract.py).")] = True,
         redo_deleted: Annotated[bool, typer.Option("--redo-deleted", help="Re-extract dst frames whose aligned_debug image was deleted.")] = False,
         landmarks: Annotated[Optional[Path], typer.Option("--landmarks", help='Hand-placed landmarks: {"frame_name": [[x, y] * 68]}.')] = None,
         workers: Annotated[int, typer.Option("--workers", help="Worker processes (default: CPU cores, at most 8).")] = 0,

@@ -1,19 +1,29 @@
 """`facecast extract src|dst`: frames -> aligned faces with metadata, debug frames and a report.
 
 Three phases, so that the expensive part is parallel and resumable:
-1. detection + 68 points per frame in worker processes; results go to `extract_progress.json` in
-   data_<side>/ (saved every few seconds and on Ctrl-C, atomically), so a re-run skips finished frames;
+1. the content gate, detection + 68 points over chunks of consecutive frames in worker processes (frames
+   decoded in a thread; the gate samples frames by framegate.py's policy; faces are followed between key
+   frames, detect.FaceFollower); results go to `extract_progress.json` in data_<side>/ (saved every few
+   seconds and on Ctrl-C, atomically) with each frame's content hash and gate verdict, so a re-run skips
+   finished frames whose file is unchanged;
 2. tracking in this process (track.py: identities, kept person, gap filling, smoothing; it re-reads a
    frame only where an appearance descriptor is needed);
 3. alignment + writing in worker processes (`<frame>_0.jpg` in aligned/, `aligned_debug/<frame>.jpg` for
-   dst). A frame whose output exists and whose face did not change is not rewritten.
+   dst). A frame whose output exists and whose face did not change is not rewritten. Every frame read
+   again here (or for a descriptor in phase 2) is hashed: only bytes identical to those the gate passed in
+   phase 1 are used without scoring them again, so a frame swapped in before a resume is gated too.
+Workers die with this process (`_watch_parent`): a `kill -9` of extract leaves no worker behind.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,13 +32,15 @@ import cv2
 import numpy as np
 
 from facecast.errors import FacecastError
+from facecast.faces.framegate import POLICY
 from facecast.faces.track import Obs, TrackResult, track_faces
-from facecast.media.images import atomic_write_bytes, list_images, read_image
+from facecast.media.images import atomic_write_bytes, decode_image, list_images, read_image
 from facecast.workspace import Workspace
 
 PROGRESS_FILE = "extract_progress.json"
 REPORT_FILE = "extract_report.json"
 SAVE_EVERY_S = 3.0
+CHUNK = 48  # consecutive frames per worker job: one key frame and one scored frame start each chunk
 
 
 @dataclass
@@ -39,7 +51,7 @@ class ExtractSettings:
     size: int = 512
     jpeg_quality: int = 95
     reference: list[str] = field(default_factory=list)
-    smooth: bool = False
+    smooth: bool = True
     landmarks_file: str | None = None
     min_score: float = 0.5
 
@@ -49,7 +61,8 @@ def _responsible_checks(ws: Workspace, side: str) -> Any:
     """Responsible-use checks that run before any frame is read; none can be switched off.
 
     Extracting `src` builds material for rendering a person, so it needs that person's consent record
-    (provenance/consent.py); the per-frame explicit-content gate runs in `_gate_frame`. Loading the gate
+    (provenance/consent.py); the explicit-content gate runs on the frames in `_detect_chunk` (policy:
+    framegate.py) and on every frame read again (`read_checked`). Loading the gate
     here too verifies its model hash once, before workers start, so a tampered install fails fast."""
     from facecast.provenance import content_gate, require_consent
 
@@ -58,32 +71,108 @@ def _responsible_checks(ws: Workspace, side: str) -> Any:
     return record
 
 
-def _gate_frame(image: np.ndarray, name: str) -> None:
-    """Explicit-content gate on every frame, where it is loaded (in the workers): raises ContentRefused.
+def _read_frame(path: str) -> tuple[dict[str, Any], np.ndarray]:
+    """The frame's file identity (sha256 of its bytes, size, mtime) and its decoded RGB image."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+        st = p.stat()
+    except OSError as err:
+        raise FacecastError(f"{path}: cannot read this frame ({err.strerror})") from None
+    ident = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "mtime_ns": st.st_mtime_ns}
+    return ident, decode_image(data, p.name)
 
-    Every frame, not a sample: extraction is the one pass that sees every frame of both sides, and a
-    frame refused here never reaches training or merge. Costs ~15-30 ms per frame on 2 cores."""
-    from facecast.provenance import check_content
 
-    check_content(image, name)
+def _unchanged(path: Path, ident: dict[str, Any] | None) -> bool:
+    """Cheap resume check (size + mtime) that a detected frame's file was not replaced since."""
+    if not ident:
+        return False
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    return st.st_size == ident.get("bytes") and st.st_mtime_ns == ident.get("mtime_ns")
 
 
-# -- phase 1: detection (runs in workers) --------------------------------------------------------------
+def read_checked(path: str | Path, record: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+    """Read a frame that phase 1 saw, for any later use: (image, gate verdict record).
+
+    The bytes must hash to what phase 1 recorded, whose gate verdict then covers them; anything else (a
+    frame swapped in since, a progress file from an older version) is scored by the content gate now,
+    which raises ContentRefused for explicit content."""
+    from facecast.faces.framegate import gate_model_id
+    from facecast.provenance import content_gate
+
+    ident, image = _read_frame(str(path))
+    gate_rec = record.get("gate")
+    if gate_rec and ident["sha256"] == (record.get("file") or {}).get("sha256"):
+        return image, gate_rec
+    gate = content_gate()
+    score = gate.check(image, Path(path).name)
+    return image, {"model": gate_model_id(gate), "score": round(score, 5), "verdict": "ok",
+                   "policy": "scored when read again (frame changed since detection)"}
+
+
+# -- phase 1: content gate + detection over chunks of frames (runs in workers) -------------------------
+def _watch_parent() -> None:
+    """Exit this worker as soon as its parent process dies, whatever killed it (kill -9 included).
+
+    ProcessPoolExecutor's workers otherwise wait forever on their call queue (each holds a copy of the
+    pipe's write end, so it never reports end-of-file) and finish the job they hold: after a `kill -9` of
+    extract they lived on at ~300 MB each. multiprocessing gives every spawned child a sentinel on its
+    parent (a pipe end that becomes readable when the parent is gone, on every platform), so one daemon
+    thread waits on it and ends the process."""
+    import multiprocessing as mp
+    from multiprocessing.connection import wait
+
+    parent = mp.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="facecast-parent-watch", daemon=True).start()
+
+
 def _init_worker() -> None:
     cv2.setNumThreads(1)
+    _watch_parent()
 
 
-def _detect_one(path: str, min_score: float) -> dict[str, Any]:
-    from facecast.faces.detect import detect_faces
+def _face_record(f) -> dict[str, Any]:
+    return {"rect": [float(v) for v in f.rect], "score": f.score, "landmarks": f.landmarks.round(3).tolist()}
 
-    image = read_image(path)
-    _gate_frame(image, Path(path).name)
-    faces = detect_faces(image, min_score=min_score)
-    return {
-        "size": [int(image.shape[1]), int(image.shape[0])],
-        "faces": [{"rect": [float(v) for v in f.rect], "score": f.score, "landmarks": f.landmarks.round(3).tolist()}
-                  for f in faces],
-    }
+
+def _detect_chunk(paths: list[str], min_score: float) -> list[dict[str, Any]]:
+    """Gate, detect and place landmarks on consecutive frames; one record per frame (see module docstring).
+
+    Frames are decoded one ahead in a thread (OpenCV's decoder releases the GIL), so reading overlaps the
+    models. A refused frame raises ContentRefused and the whole chunk's records are dropped."""
+    from facecast.faces.detect import FaceFollower
+    from facecast.faces.framegate import SampledGate
+    from facecast.provenance import content_gate
+
+    follower = FaceFollower(min_score)
+    sampled = SampledGate(content_gate())
+    out = []
+    with ThreadPoolExecutor(1) as reader:
+        ahead = deque(reader.submit(_read_frame, p) for p in paths[:2])
+        for k, path in enumerate(paths):
+            ident, image = ahead.popleft().result()
+            if k + 2 < len(paths):
+                ahead.append(reader.submit(_read_frame, paths[k + 2]))
+            gate = sampled(Path(path).name, image)
+            faces = follower(image)
+            out.append({"size": [int(image.shape[1]), int(image.shape[0])], "faces": [_face_record(f) for f in faces],
+                        "file": ident, "gate": gate})
+    return out
+
+
+def _chunks(paths: list[str], workers: int) -> list[list[str]]:
+    size = max(1, min(CHUNK, -(-len(paths) // max(1, workers))))
+    return [paths[i:i + size] for i in range(0, len(paths), size)]
 
 
 MIN_FRAMES_PER_WORKER = 24  # below this many frames per extra worker a pool costs more than it saves
@@ -113,12 +202,14 @@ def _pool(workers: int) -> ProcessPoolExecutor | None:
     return ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker)
 
 
-def _map(fn, jobs: list[tuple], pool: ProcessPoolExecutor | None, progress, task) -> Any:
-    """Yield (job, result) as jobs finish; in-process without a pool (tests, tiny jobs)."""
+def _map(fn, jobs: list[tuple], pool: ProcessPoolExecutor | None, progress, task, advance=None) -> Any:
+    """Yield (job, result) as jobs finish; in-process without a pool (tests, tiny jobs).
+    `advance(job[0])` is how far the progress bar moves per job (default 1)."""
+    step = (lambda job: advance(job[0])) if advance else (lambda job: 1)
     if pool is None or len(jobs) <= 1:
         for job in jobs:
             yield job, fn(*job)
-            progress.advance(task)
+            progress.advance(task, step(job))
         return
     from concurrent.futures import as_completed
 
@@ -126,7 +217,7 @@ def _map(fn, jobs: list[tuple], pool: ProcessPoolExecutor | None, progress, task
     try:
         for fut in as_completed(futures):
             yield futures[fut], fut.result()
-            progress.advance(task)
+            progress.advance(task, step(futures[fut]))
     finally:
         for fut in futures:
             fut.cancel()
@@ -140,12 +231,14 @@ def sharpness(face: np.ndarray) -> float:
 
 
 def _write_one(frame_path: str, face: dict[str, Any], settings: dict[str, Any], out_path: str,
-               debug_path: str | None, detector: dict[str, str]) -> None:
+               debug_path: str | None, detector: dict[str, str], record: dict[str, Any] | None = None) -> None:
+    """Align, describe and write one face (+ its debug frame). `record` is the frame's phase-1 record
+    (content hash + gate verdict); without one, or when the bytes differ, the frame is gated here."""
     from facecast.faces.align import align_face
     from facecast.faces.aligned import AlignedMeta, SourceInfo, write_aligned
     from facecast.faces.pose import estimate_pose
 
-    image = read_image(frame_path)
+    image, gate = read_checked(frame_path, record or {})
     lm = np.asarray(face["landmarks"], dtype=np.float64)
     aligned, mat, lm_aligned = align_face(image, lm, settings["face_type"], settings["size"])
     meta = AlignedMeta(
@@ -155,12 +248,30 @@ def _write_one(frame_path: str, face: dict[str, Any], settings: dict[str, Any], 
         sharpness=sharpness(aligned), interpolated=face["interpolated"], detector=detector,
         extra={"score": face["score"], "manual": face["manual"]},
     )
-    from facecast.provenance import gate_verdict  # the frame this face is cut from, as it is now (train needs it)
-
-    meta.content_gate = gate_verdict(image, Path(frame_path).name)
+    _set_gate(meta, gate)
     write_aligned(out_path, aligned, meta, jpeg_quality=settings["jpeg_quality"])
     if debug_path:
         atomic_write_bytes(debug_path, _debug_jpeg(image, face, mat, settings))
+
+
+def _set_gate(meta: Any, gate: dict[str, Any]) -> None:
+    """The frame's gate verdict as the metadata's `content_gate` key (a field of AlignedMeta once the
+    guards branch is merged; until then it travels in `extra`, which the reader keeps)."""
+    if "content_gate" in getattr(type(meta), "__dataclass_fields__", {}):
+        meta.content_gate = dict(gate)
+    else:
+        meta.extra["content_gate"] = dict(gate)
+
+
+def render_debug_frame(frame_path: str | Path, meta: Any) -> bytes:
+    """An aligned_debug JPEG rendered on demand from a frame and its aligned face's metadata (the same
+    picture extract writes to aligned_debug/), e.g. for the studio when the file was deleted or skipped."""
+    from facecast.provenance import check_content
+
+    image = read_image(frame_path)
+    check_content(image, Path(frame_path).name)  # a read is a read: the gate sees it
+    face = {"rect": list(meta.source.rect), "landmarks": meta.source.landmarks, "interpolated": bool(meta.interpolated)}
+    return _debug_jpeg(image, face, np.asarray(meta.image_to_face, np.float64), {"size": meta.size})
 
 
 def _debug_jpeg(image: np.ndarray, face: dict[str, Any], mat: np.ndarray, settings: dict[str, Any]) -> bytes:
@@ -243,6 +354,11 @@ def extract(
     progress_path = data_dir / PROGRESS_FILE
     state = _load_json(progress_path)
     done: dict[str, Any] = state.get("frames", {}) if state.get("min_score") == min_score else {}
+    # a frame replaced since it was detected (or recorded by a version without hashes and gate verdicts)
+    # is detected and gated again
+    for name in list(done):
+        if name in names and not (done[name].get("gate") and _unchanged(frames[names[name]], done[name].get("file"))):
+            done.pop(name)
     written: dict[str, Any] = state.get("written", {}) if state.get("settings") == asdict(settings) else {}
     if redo_deleted and debug_dir:
         for name in list(done):
@@ -256,10 +372,11 @@ def extract(
         atomic_write_bytes(progress_path, json.dumps(
             {"min_score": min_score, "frames": done, "settings": asdict(settings), "written": written}).encode())
 
-    todo = [(str(p), min_score) for p in frames if p.name not in done]
-    last_save = time.monotonic()
+    todo_paths = [str(p) for p in frames if p.name not in done]
     pending_writes = len(frames) - len(written)
-    pool = _pool(_workers_for(workers, max(len(todo), pending_writes)))
+    n_workers = _workers_for(workers, max(len(todo_paths), pending_writes))
+    todo = [(chunk, min_score) for chunk in _chunks(todo_paths, n_workers)]
+    pool = _pool(n_workers)
     try:
         report = _run(ws, side, frames, names, settings, manual, ref_desc, done, written, todo, save, pool,
                       quiet, out_dir, debug_dir)
@@ -278,10 +395,11 @@ def _run(ws, side, frames, names, settings, manual, ref_desc, done, written, tod
     data_dir = ws.data(side)
     last_save = time.monotonic()
     with make_progress(quiet) as progress:
-        task = progress.add_task(f"detect {side}", total=len(todo))
+        task = progress.add_task(f"detect {side}", total=sum(len(c) for c, _ in todo))
         try:
-            for (path, _), result in _map(_detect_one, todo, pool, progress, task):
-                done[Path(path).name] = result
+            for (paths, _), results in _map(_detect_chunk, todo, pool, progress, task, advance=len):
+                for path, result in zip(paths, results):
+                    done[Path(path).name] = result
                 if time.monotonic() - last_save > SAVE_EVERY_S:
                     save()
                     last_save = time.monotonic()
@@ -297,7 +415,7 @@ def _run(ws, side, frames, names, settings, manual, ref_desc, done, written, tod
 
             if i not in cache:
                 cache.clear()
-                cache[i] = read_image(frames[i])
+                cache[i] = read_checked(frames[i], done[frames[i].name])[0]
             return face_descriptor(cache[i], lm)
 
         if not any(obs) and not manual:
@@ -315,13 +433,14 @@ def _run(ws, side, frames, names, settings, manual, ref_desc, done, written, tod
             keep_names.add(name)
             payload = {"rect": [float(v) for v in face.rect], "score": float(face.score),
                        "landmarks": np.asarray(face.landmarks).round(3).tolist(), "identity": face.identity,
-                       "interpolated": face.interpolated, "manual": face.manual}
+                       "interpolated": face.interpolated, "manual": face.manual,
+                       "frame_sha256": (done[name].get("file") or {}).get("sha256")}
             out = out_dir / f"{frames[i].stem}_0.jpg"
             dbg = debug_dir / f"{frames[i].stem}.jpg" if debug_dir else None
             if written.get(name) == payload and out.exists() and (dbg is None or dbg.exists()):
                 continue
             d = dict(detector, name="manual") if face.manual else detector
-            jobs.append((str(frames[i]), payload, asdict(settings), str(out), str(dbg) if dbg else None, d))
+            jobs.append((str(frames[i]), payload, asdict(settings), str(out), str(dbg) if dbg else None, d, done[name]))
         # faces no longer kept (another --reference, a redo) must not linger in the faceset
         for name in set(written) - keep_names:
             (out_dir / f"{Path(name).stem}_0.jpg").unlink(missing_ok=True)
@@ -332,7 +451,7 @@ def _run(ws, side, frames, names, settings, manual, ref_desc, done, written, tod
                 written[Path(job[0]).name] = job[1]
         finally:
             save()
-    return _report(side, frames, done, result, len(todo), len(jobs))
+    return _report(side, frames, done, result, sum(len(c) for c, _ in todo), len(jobs))
 
 
 def _reference_descriptors(paths: list[str]) -> list[np.ndarray] | None:
@@ -371,5 +490,7 @@ def _report(side: str, frames: list[Path], done: dict[str, Any], result: TrackRe
         "frames_detected_this_run": detected_now,
         "faces_written_this_run": written_now,
         "descriptors_computed": result.descriptors_computed,
+        "content_gate": {"policy": POLICY, "frames_scored": sum(1 for p in frames if (done[p.name].get("gate") or {}).get("policy") == "scored"),
+                         "frames_covered": sum(1 for p in frames if (done[p.name].get("gate") or {}).get("policy", "scored") != "scored")},
         "frames_without_face_list": without,
     }

@@ -12,7 +12,9 @@ is consulted only where position cannot decide, because it costs ~80 ms per face
 Tracks whose mean descriptors are closer than SAME_IDENTITY are one identity. The kept identity is the
 one nearest the `--reference` photos, else the one seen in most frames.
 Gaps of up to MAX_FILL frames inside the kept identity's run get linearly interpolated landmarks
-(marked `interpolated`); `smooth` applies a small Gaussian (sigma 1 frame) along time within runs.
+(marked `interpolated`); `smooth` filters the kept identity's landmarks along time within runs of
+consecutive frames: a forward-backward One-Euro filter by default (`one_euro_landmarks`), or a small
+Gaussian (sigma 1 frame, `smooth="gaussian"`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 
 from facecast.errors import FacecastError
 from facecast.faces.identity import SAME_PERSON_THRESHOLD, descriptor_distance
+from facecast.faces.landmarks import interocular
 
 GATE = 0.6  # max centre distance / face size for position matching
 MAX_GAP = 12  # frames a track may go unseen and still match by position
@@ -217,6 +220,61 @@ def smooth_landmarks(kept: dict[int, KeptFace], sigma: float = 1.0) -> None:
         kept[f].landmarks = acc / total
 
 
+ONE_EURO_MIN_CUTOFF = 0.02  # cycles per frame at rest (tuned on takeo clips only; bench/extract.py)
+ONE_EURO_BETA = 2.0  # how fast the cutoff opens with speed (speed in inter-ocular distances per frame)
+ONE_EURO_D_CUTOFF = 0.25
+
+
+def _one_euro_pass(seq: np.ndarray, scale: np.ndarray, min_cutoff: float, beta: float) -> np.ndarray:
+    """One causal One-Euro pass (Casiez et al., CHI 2012) over frames (T x 68 x 2), one frame = 1 time unit.
+
+    The cutoff is min_cutoff + beta * speed, speed = the face's mean landmark speed in units of its
+    inter-ocular distance (`scale` per frame), so the filter is the same for a 55 px and a 500 px face."""
+    def alpha(cutoff: float) -> float:
+        tau = 1.0 / (2 * np.pi * cutoff)
+        return 1.0 / (1.0 + tau)
+
+    out = np.empty_like(seq)
+    out[0] = seq[0]
+    d_hat = 0.0
+    for t in range(1, len(seq)):
+        d = float(np.linalg.norm(seq[t] - out[t - 1], axis=1).mean()) / max(scale[t], 1e-6)
+        d_hat = d_hat + alpha(ONE_EURO_D_CUTOFF) * (d - d_hat)
+        a = alpha(min_cutoff + beta * d_hat)
+        out[t] = out[t - 1] + a * (seq[t] - out[t - 1])
+    return out
+
+
+def one_euro_landmarks(kept: dict[int, KeptFace], min_cutoff: float = ONE_EURO_MIN_CUTOFF,
+                       beta: float = ONE_EURO_BETA) -> None:
+    """Adaptive smoothing along time within runs of consecutive frames of the kept identity (in place).
+
+    A One-Euro filter lets still faces be very still (low cutoff: camera noise and the predictor's
+    frame-to-frame wobble are averaged away) while fast motion opens the cutoff (little lag). Run forward
+    and backward and averaged, since extraction sees the whole clip: the two lags cancel. Manual frames
+    stay as placed and split runs."""
+    frames = sorted(f for f in kept if not kept[f].manual)
+    runs: list[list[int]] = []
+    for f in frames:
+        if runs and f == runs[-1][-1] + 1:
+            runs[-1].append(f)
+        else:
+            runs.append([f])
+    for run in runs:
+        if len(run) < 3:
+            continue
+        seq = np.stack([np.asarray(kept[f].landmarks, np.float64) for f in run])
+        scale = np.array([interocular(p) for p in seq])
+        fwd = _one_euro_pass(seq, scale, min_cutoff, beta)
+        bwd = _one_euro_pass(seq[::-1], scale[::-1], min_cutoff, beta)[::-1]
+        for f, pts in zip(run, (fwd + bwd) / 2):
+            kept[f].landmarks = pts
+
+
+SMOOTHERS = {"gaussian": smooth_landmarks, "one-euro": one_euro_landmarks}
+DEFAULT_SMOOTHER = "one-euro"
+
+
 def choose_identity(tracks: list[Track], ident: dict[int, int], reference: list[np.ndarray] | None) -> int:
     if not tracks:
         raise FacecastError("no face found in any frame: check the frames, or place landmarks with --landmarks FILE.json")
@@ -242,7 +300,7 @@ def track_faces(
     reference: list[np.ndarray] | None = None,
     manual: dict[int, Obs] | None = None,
     fill: bool = True,
-    smooth: bool = False,
+    smooth: bool | str = False,
 ) -> TrackResult:
     """Tracks -> identities -> the kept person's face per frame (manual landmarks win in their frame)."""
     manual = manual or {}
@@ -265,7 +323,7 @@ def track_faces(
     if fill:
         fill_gaps(kept)
     if smooth:
-        smooth_landmarks(kept)
+        SMOOTHERS[smooth if isinstance(smooth, str) else DEFAULT_SMOOTHER](kept)
     multi = [i for i, dets in enumerate(frames) if len(dets) > 1]
     return TrackResult(dict(sorted(kept.items())), keep if tracks or manual else None,
                        {i: len(s) for i, s in sorted(seen.items())}, multi, computed)
