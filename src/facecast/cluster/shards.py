@@ -22,11 +22,13 @@ T = TypeVar("T")
 
 CLUSTER_DIR = ".facecast/cluster"
 PROGRESS_FILE = "progress.json"
-# Frames per merge shard. Measured (bench/cluster.py, results/cluster.json): one Ray task costs ~2-5 ms of
-# scheduling on this machine against ~60-150 ms of work per merged frame, so 8 frames already keep the
-# overhead under 1 %; a larger shard only makes a lost worker cost more frames and ends the run less
-# evenly (the last shards run alone). 16 is the middle ground.
-SHARD_FRAMES = 16
+# Frames per shard (merge; extract groups its jobs to about this many frames). Measured with
+# bench/cluster.py (results/cluster.json, machine load 8-13 on 2 cores): a Ray task costs ~2 ms pipelined
+# and a shard with its records ~5 ms, but each shard is one call of the stage, whose own set-up (consent
+# log check, session, the dst faces' metadata, gate cache) cost ~0.3-0.9 s; 2 workers merged 2.2 frames/s
+# with 1-frame shards, 20 with 8 and 34 with 24. 32 frames keep that set-up under ~10 % of a shard at
+# ~0.1 s per frame, while a lost node costs at most 32 frames and long clips still split evenly.
+SHARD_FRAMES = 32
 
 
 def split(items: Sequence[T], size: int) -> list[list[T]]:
