@@ -256,3 +256,26 @@ def test_extract_sharded_matches_single_process(cluster, workspace, monkeypatch)
     assert _snapshot(workspace.aligned("dst")) == want["aligned"]
     assert _snapshot(workspace.aligned_debug) == want["debug"]
     assert {k: v for k, v in sharded.items()} == single
+
+
+def test_cli_merge_on_the_cluster_and_status(cluster, merge_ws):
+    """`facecast merge --engine ray --address ...` as a user runs it, then `facecast cluster status`."""
+    import json
+
+    from conftest import run_cli
+    from facecast.merge.merger import resolve_settings
+
+    c, _ = cluster
+    ws, expected = merge_ws
+    resolve_settings(ws, "tiny", {})
+    (ws.merged / "00001.png").unlink()
+    (ws.merged / "00006.png").unlink()
+    code, out, err = run_cli("merge", "-w", str(ws.root), "--model", "tiny", "--engine", "ray", "--address", c.address,
+                             "--shard-size", "4", "--json", "--quiet")
+    assert code == 0, err[-2000:]
+    assert _snapshot(ws.merged) == expected["merged"]
+    code, out, err = run_cli("cluster", "status", "-w", str(ws.root), "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["stage"] == "merge" and data["state"] == "done" and data["frames_total"] == 8
+    assert len([w for w in data["workers"] if w["alive"] and w["cpus"]]) == 2

@@ -50,3 +50,11 @@ def test_cluster_status_without_a_run_is_one_line(tmp_path):
                          capture_output=True, text=True, timeout=120,
                          env=dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", "")))
     assert out.returncode != 0 and "Traceback" not in out.stderr and "no cluster run recorded" in out.stderr
+
+
+def test_unreachable_address_is_one_line_error():
+    pytest.importorskip("ray", reason="Ray is not installed")
+    from facecast.cluster.engine import RayEngine
+
+    with pytest.raises(FacecastError, match="no Ray head answers there"):
+        RayEngine(address="127.0.0.1:1").connect()

@@ -117,9 +117,23 @@ class RayEngine:
         self.num_cpus = num_cpus
         self._remote = None
 
+    def _check_reachable(self) -> None:
+        """Fail in seconds with one line when HOST:PORT does not answer (ray.init would wait minutes)."""
+        import socket
+
+        host, _, port = (self.address or "").rpartition(":")
+        if not host or not port.isdigit() or self.address.startswith(("ray://", "auto")):
+            return
+        try:
+            socket.create_connection((host, int(port)), timeout=5).close()
+        except OSError as err:
+            raise FacecastError(f"--address {self.address}: no Ray head answers there ({err.strerror or err}); "
+                                f"start one with `ray start --head --port {port}`") from None
+
     def connect(self):
         ray = ray_module()
         if not ray.is_initialized():
+            self._check_reachable()
             try:
                 # workers import facecast themselves: install it on every node (a local instance's
                 # workers inherit this process's environment, PYTHONPATH included)
