@@ -279,3 +279,25 @@ def test_cli_merge_on_the_cluster_and_status(cluster, merge_ws):
     data = json.loads(out)
     assert data["stage"] == "merge" and data["state"] == "done" and data["frames_total"] == 8
     assert len([w for w in data["workers"] if w["alive"] and w["cpus"]]) == 2
+
+
+def test_xseg_apply_sharded_matches_single_process(cluster, tmp_path):
+    """`xseg apply --engine ray`: the masks written into the faces' metadata equal a one-process apply."""
+    from facecast.cluster.stages import xseg_apply_on_cluster
+    from facecast.masks.synthfaces import write_faceset
+    from facecast.masks.xseg.apply import xseg_apply, xseg_remove
+    from facecast.masks.xseg.train import XSegTrainSettings, xseg_pretrain
+    from facecast.workspace import Workspace
+
+    ws = Workspace.open(tmp_path / "ws", create=True)
+    write_faceset(ws.aligned("dst"), 10, size=64, seed=2)
+    write_faceset(ws.aligned("src"), 4, size=64, seed=1)
+    xseg_pretrain(ws, "xseg", preset="tiny", target_iter=2, quiet=True,
+                  settings=XSegTrainSettings(batch_size=4, save_every=2, preview_every=0, device="cpu", seed=0))
+    one = xseg_apply(ws, "dst", "xseg", batch_size=4, device="cpu", quiet=True)
+    want = _snapshot(ws.aligned("dst"))
+    xseg_remove(ws, "dst", quiet=True)
+    assert _snapshot(ws.aligned("dst")) != want
+    report = xseg_apply_on_cluster(ws, "dst", _engine(3), "xseg", batch_size=4)
+    assert report["applied"] == one["applied"] == 10 and report["shards"] == 4
+    assert _snapshot(ws.aligned("dst")) == want

@@ -131,3 +131,38 @@ def extract_on_cluster(ws, side: str, engine: RayEngine, **kwargs: Any) -> dict[
     from facecast.faces.extract import extract
 
     return extract(ws, side, engine=engine, **kwargs)
+
+
+def xseg_shard(ws_root: str, side: str, model_name: str, batch_size: int, force: bool, resize: bool,
+               names: list[str]) -> dict[str, Any]:
+    """One `xseg apply` shard on a worker: the stage's `xseg_apply` on these aligned faces."""
+    import torch
+
+    from facecast.masks.xseg.apply import xseg_apply
+    from facecast.workspace import Workspace
+
+    torch.set_num_threads(1)
+    return xseg_apply(Workspace.open(ws_root), side, model_name, batch_size, force, resize, "cpu", True, faces=names)
+
+
+def xseg_apply_on_cluster(ws, side: str, engine: RayEngine, model_name: str = "xseg", batch_size: int = 16,
+                          force: bool = False, resize: bool = False) -> dict[str, Any]:
+    """`facecast xseg apply --engine ray`: aligned faces in shards, masks written by the workers.
+
+    The head loads the segmenter and checks every face first, as the stage does (nothing half-applied
+    on a faceset the model does not fit); the segmenter's own fixed-size batches keep a face's mask
+    independent of its shard."""
+    from facecast.faces.aligned import list_aligned
+    from facecast.masks.xseg.apply import _check_faces, load_segmenter
+
+    t0 = time.perf_counter()
+    paths = list_aligned(ws.aligned(side))
+    if not paths:
+        raise FacecastError(f"{ws.aligned(side)}: no aligned faces; run `facecast extract` first")
+    _check_faces(paths, load_segmenter(ws.model(model_name), "cpu", batch_size), resize)
+    groups = sh.split([p.name for p in paths], engine.shard_size)
+    jobs = [[(str(ws.root), side, model_name, batch_size, force, resize, g)] for g in groups]
+    reports = [r for _, res in engine.run(ws, f"xseg-apply-{side}", xseg_shard, jobs, [len(g) for g in groups]) for r in res]
+    return {"side": side, "model": model_name, "faces": len(paths), "applied": sum(r["applied"] for r in reports),
+            "skipped": sum(r["skipped"] for r in reports), "shards": len(groups), "engine": "ray",
+            "seconds": round(time.perf_counter() - t0, 3)}
