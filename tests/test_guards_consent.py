@@ -13,7 +13,6 @@ from facecast.provenance.consent import (
     LOG_FILE,
     add_consent,
     list_consents,
-    migrate_consents,
     read_log,
     revoke_consent,
     src_identity,

@@ -103,12 +103,10 @@ def test_edited_cache_entry_is_not_trusted(dst_ws, gate):
 # -- bypass 3: faces entering a workspace are gated; train refuses faces without a verdict ---------------
 def _faces(folder, n=3, marked=()):
     """n aligned faces (real photo), written directly without a gate verdict; `marked` get the marker."""
-    from facecast.faces.aligned import write_aligned
+    from facecast.faces.aligned import read_aligned, write_aligned
     from facecast.train.testdata import make_faceset
 
     paths = make_faceset(folder, "einstein", n, size=48)
-    from facecast.faces.aligned import read_aligned
-
     for i, p in enumerate(paths):
         face = read_aligned(p)
         face.meta.content_gate = None

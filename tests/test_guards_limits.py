@@ -122,10 +122,11 @@ def _laughs(levels=30, width=10) -> bytes:
 
 
 def _timed_refusal(data: bytes, match: str) -> None:
-    t0 = time.perf_counter()
+    """Refused in < 1 s of this process's CPU time (wall time on the shared test machine is noise)."""
+    t0 = time.process_time()
     with pytest.raises(PickleInvalid, match=match):
         safe_loads(data)
-    assert time.perf_counter() - t0 < 1.0
+    assert time.process_time() - t0 < 1.0
 
 
 def test_shared_reference_bomb_fails_fast():
@@ -202,7 +203,6 @@ def test_dfl_image_declaring_huge_dimensions_is_refused(tmp_path, einstein):
     import pickle
 
     from facecast.faceset.dfl_import import import_dfl
-    from facecast.media.images import encode_image
     from tests.test_dfl_import import dfl_face, dfl_png
 
     face, d = dfl_face(einstein, with_masks=False)
@@ -216,7 +216,6 @@ def test_dfl_image_declaring_huge_dimensions_is_refused(tmp_path, einstein):
     with pytest.raises(FacecastError, match="100000x100000"):
         import_dfl(src, tmp_path / "out")
     assert time.perf_counter() - t0 < 1.0
-    assert encode_image  # imported for symmetry with the DFL writers
 
 
 # -- malformed state files: one line through the CLI, never a traceback -----------------------------------

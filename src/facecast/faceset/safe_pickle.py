@@ -31,9 +31,10 @@ Resource limits (denial of service), all enforced before the allocation they gua
   allocates a counted bytes object at its declared size *before* reading it, so a 12 GB declaration in a
   63 MB file is refused here instead. Out-of-band buffers (protocol 5) are refused.
 - Shared references: a 400-byte pickle can reference one list from ten places at each of thirty levels
-  ("billion laughs"); loading keeps the sharing, but turning it into plain data expands it. `_finish`
-  counts the nodes it produces and stops at max(MIN_NODES, NODES_PER_BYTE x pickle size): real data
-  needs at least one opcode byte per node, so only shared-reference bombs reach the bound.
+  ("billion laughs"); loading keeps the sharing, but turning it into plain data expands it. The expanded
+  size is computed first over unique objects (memoised, microseconds) and must stay within
+  max(MIN_NODES, NODES_PER_BYTE x pickle size): real data needs at least one opcode byte per node, so only
+  shared-reference bombs reach the bound; `_finish` counts again while it builds, as a second guard.
 - Arrays: shape products in exact integers, checked against MAX_ARRAY_BYTES and the raw bytes present
   before numpy sees them.
 """
@@ -278,13 +279,38 @@ def _finish(obj: Any, budget: _Budget, depth: int = 0) -> Any:
     raise PickleInvalid(f"unexpected {type(obj).__name__} object")
 
 
+def _expanded_size(obj: Any, limit: int, memo: dict[int, int], depth: int = 0) -> int:
+    """How many nodes `_finish` would produce, computed over *unique* objects (memoised by id), so a
+    shared-reference bomb is measured in microseconds instead of being expanded to find out."""
+    if depth > 64:
+        raise PickleInvalid("nesting too deep")
+    key = id(obj)
+    if key in memo:
+        return memo[key]
+    if isinstance(obj, dict):
+        size = 1 + sum(_expanded_size(k, limit, memo, depth + 1) + _expanded_size(v, limit, memo, depth + 1)
+                       for k, v in obj.items())
+    elif isinstance(obj, (list, tuple)):
+        size = 1 + sum(_expanded_size(v, limit, memo, depth + 1) for v in obj)
+    elif isinstance(obj, (set, frozenset)):
+        size = 1 + len(obj)
+    else:
+        size = 1
+    if size > limit:
+        raise PickleInvalid("too many objects for the pickle's size (shared references expanding: a pickle bomb)")
+    memo[key] = size
+    return size
+
+
 def safe_loads(data: bytes) -> Any:
     """Unpickle plain data and numpy arrays only; raises PickleRefused / PickleInvalid otherwise."""
     data = bytes(data)
     try:
         _prescan(data)
-        budget = _Budget(max(MIN_NODES, NODES_PER_BYTE * len(data)))
-        return _finish(_Unpickler(io.BytesIO(data)).load(), budget)
+        limit = max(MIN_NODES, NODES_PER_BYTE * len(data))
+        obj = _Unpickler(io.BytesIO(data)).load()
+        _expanded_size(obj, limit, {})  # refuse a bomb before expanding it
+        return _finish(obj, _Budget(limit))
     except (PickleRefused, PickleInvalid):
         raise
     except RecursionError:
