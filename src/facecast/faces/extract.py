@@ -2,8 +2,8 @@
 
 Three phases, so that the expensive part is parallel and resumable:
 1. the content gate, detection + 68 points over chunks of consecutive frames in worker processes (frames
-   decoded in a thread; the gate samples frames by framegate.py's policy; faces are followed between key
-   frames, detect.FaceFollower); results go to `extract_progress.json` in data_<side>/ (saved every few
+   decoded in a thread; the gate samples frames by framegate.py's policy; each face's landmark search
+   continues from the previous frame, detect.FaceFollower); results go to `extract_progress.json` in data_<side>/ (saved every few
    seconds and on Ctrl-C, atomically) with each frame's content hash and gate verdict, so a re-run skips
    finished frames whose file is unchanged;
 2. tracking in this process (track.py: identities, kept person, gap filling, smoothing; it re-reads a
@@ -40,7 +40,7 @@ from facecast.workspace import Workspace
 PROGRESS_FILE = "extract_progress.json"
 REPORT_FILE = "extract_report.json"
 SAVE_EVERY_S = 3.0
-CHUNK = 48  # consecutive frames per worker job: one key frame and one scored frame start each chunk
+CHUNK = 48  # consecutive frames per worker job; each chunk starts with a scored frame and full placements
 
 
 @dataclass
