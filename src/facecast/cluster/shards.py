@@ -23,11 +23,13 @@ T = TypeVar("T")
 CLUSTER_DIR = ".facecast/cluster"
 PROGRESS_FILE = "progress.json"
 # Frames per shard (merge; extract groups its jobs to about this many frames). Measured with
-# bench/cluster.py (results/cluster.json, machine load 8-13 on 2 cores): a Ray task costs ~2 ms pipelined
-# and a shard with its records ~5 ms, but each shard is one call of the stage, whose own set-up (consent
-# log check, session, the dst faces' metadata, gate cache) cost ~0.3-0.9 s; 2 workers merged 2.2 frames/s
-# with 1-frame shards, 20 with 8 and 34 with 24. 32 frames keep that set-up under ~10 % of a shard at
-# ~0.1 s per frame, while a lost node costs at most 32 frames and long clips still split evenly.
+# bench/cluster.py (results/cluster.json, load 5-8 on 2 cores): a Ray task costs ~1.4 ms pipelined and a
+# shard with its consent check and two records ~5 ms, but a shard is one call of the stage, and a merge
+# call pays a whole prediction pass for its first frames (predict.py pads every CPU pass to 8 faces so a
+# face's pixels do not depend on its batch): profiled, a 1-frame shard cost 0.23 s in one process, of
+# which 0.14 s was that padded pass. 2 Ray workers merged 2.6 frames/s with 1-frame shards, 11 with 8 and
+# 21 with 24. So: a multiple of 8, and large enough that the set-up is a few % of a shard, small enough
+# that a lost node costs little and long clips split evenly: 32.
 SHARD_FRAMES = 32
 
 
