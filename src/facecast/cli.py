@@ -43,6 +43,7 @@ STAGE_MODULES = (
     "facecast.provenance.cli",
     "facecast.demo",
     "facecast.studio.cli",
+    "facecast.cluster.cli",
 )
 
 for _name in STAGE_MODULES:

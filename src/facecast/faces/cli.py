@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from facecast.cluster.cli import AddressOpt, EngineOpt, ShardSizeOpt, make_engine
 from facecast.console import JsonOpt, QuietOpt, WorkspaceOpt, summary
 from facecast.errors import FacecastError
 
@@ -26,6 +27,9 @@ def register(app: typer.Typer) -> None:
         landmarks: Annotated[Optional[Path], typer.Option("--landmarks", help='Hand-placed landmarks: {"frame_name": [[x, y] * 68]}.')] = None,
         workers: Annotated[int, typer.Option("--workers", help="Worker processes (default: CPU cores, at most 8).")] = 0,
         min_score: Annotated[float, typer.Option("--min-score", help="Detector confidence threshold.")] = 0.5,
+        engine: EngineOpt = None,
+        address: AddressOpt = None,
+        shard_size: ShardSizeOpt = 0,
         quiet: QuietOpt = False,
         json_out: JsonOpt = False,
     ) -> None:
@@ -36,10 +40,12 @@ def register(app: typer.Typer) -> None:
         if side not in SIDES:
             raise FacecastError(f"side must be src or dst, not {side!r}")
         ws = Workspace.open(workspace)
+        cluster = make_engine(engine, address, shard_size)
         report = extract(
             ws, side, face_type=face_type, size=size, jpeg_quality=jpeg_quality, reference=reference or None,
             smooth=smooth, redo_deleted=redo_deleted, landmarks_file=landmarks,
             workers=workers or min(8, os.cpu_count() or 1), quiet=quiet or json_out, min_score=min_score,
+            engine=cluster,
         )
         shown = dict(report)
         if not json_out:

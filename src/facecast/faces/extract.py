@@ -318,8 +318,14 @@ def extract(
     ws: Workspace, side: str, face_type: str = "whole_face", size: int = 512, jpeg_quality: int = 95,
     reference: list[str | Path] | None = None, smooth: bool = True, redo_deleted: bool = False,
     landmarks_file: str | Path | None = None, workers: int = 2, quiet: bool = False, min_score: float = 0.5,
+    engine: Any = None,
 ) -> dict[str, Any]:
-    """Extract aligned faces of one side; returns the report (also written to extract_report.json)."""
+    """Extract aligned faces of one side; returns the report (also written to extract_report.json).
+
+    `engine` (facecast.cluster.engine.RayEngine) runs phases 1 and 3 as cluster tasks instead of local
+    workers: phase 1 in chunks of CHUNK frames, the chunking of a one-worker run (a chunk's records
+    depend on where it starts: key frames, gate samples), so the output matches a single-process run;
+    phase 2 (tracking across all frames) stays here, on the head."""
     from facecast.faces.facetype import get_face_type
 
     self_checks = _responsible_checks(ws, side)  # noqa: F841  (responsible-use hook, see its docstring)
@@ -365,12 +371,12 @@ def extract(
 
     todo_paths = [str(p) for p in frames if p.name not in done]
     pending_writes = len(frames) - len(written)
-    n_workers = _workers_for(workers, max(len(todo_paths), pending_writes))
+    n_workers = 1 if engine is not None else _workers_for(workers, max(len(todo_paths), pending_writes))
     todo = [(chunk, min_score) for chunk in _chunks(todo_paths, n_workers)]
     pool = _pool(n_workers)
     try:
         report = _run(ws, side, frames, names, settings, manual, ref_desc, done, written, todo, save, pool,
-                      quiet, out_dir, debug_dir)
+                      quiet, out_dir, debug_dir, engine)
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -379,16 +385,18 @@ def extract(
 
 
 def _run(ws, side, frames, names, settings, manual, ref_desc, done, written, todo, save, pool, quiet,
-         out_dir, debug_dir) -> dict[str, Any]:
+         out_dir, debug_dir, engine=None) -> dict[str, Any]:
     """Phases 1-3 of `extract` (see the module docstring); `save` persists the progress file."""
     from facecast.console import make_progress
 
+    # phases 1 and 3 map jobs over local workers, or over the cluster's tasks (same contract)
+    mapper = engine.mapper(ws, f"extract-{side}") if engine is not None else _map
     data_dir = ws.data(side)
     last_save = time.monotonic()
     with make_progress(quiet) as progress:
         task = progress.add_task(f"detect {side}", total=sum(len(c) for c, _ in todo))
         try:
-            for (paths, _), results in _map(_detect_chunk, todo, pool, progress, task, advance=len):
+            for (paths, _), results in mapper(_detect_chunk, todo, pool, progress, task, advance=len):
                 for path, result in zip(paths, results):
                     done[Path(path).name] = result
                 if time.monotonic() - last_save > SAVE_EVERY_S:
@@ -438,7 +446,7 @@ def _run(ws, side, frames, names, settings, manual, ref_desc, done, written, tod
             written.pop(name)
         task2 = progress.add_task(f"write {side}", total=len(jobs))
         try:
-            for job, _ in _map(_write_one, jobs, pool, progress, task2):
+            for job, _ in mapper(_write_one, jobs, pool, progress, task2):
                 written[Path(job[0]).name] = job[1]
         finally:
             save()

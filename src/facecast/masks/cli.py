@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from facecast.cluster.cli import AddressOpt, EngineOpt, ShardSizeOpt
 from facecast.console import JsonOpt, QuietOpt, WorkspaceOpt, summary
 
 SideArg = Annotated[str, typer.Argument(help="Which faceset: src or dst.")]
@@ -77,10 +78,19 @@ def register(app: typer.Typer) -> None:
     def apply(side: SideArg, workspace: WorkspaceOpt, model: ModelOpt = "xseg", batch_size: BatchOpt = 16,
               force: Annotated[bool, typer.Option("--force", help="Redo faces already masked by these weights.")] = False,
               resize: Annotated[Optional[bool], typer.Option("--resize/--no-resize", help="Force a choice for faces of another size than the model's: by default they are scaled to it (and the summary says so); --no-resize refuses them.")] = None,
-              device: DeviceOpt = "auto", quiet: QuietOpt = False, as_json: JsonOpt = False) -> None:
+              device: DeviceOpt = "auto", engine: EngineOpt = None, address: AddressOpt = None,
+              shard_size: ShardSizeOpt = 0, quiet: QuietOpt = False, as_json: JsonOpt = False) -> None:
         """Write each face's XSeg mask into its metadata (resumable)."""
+        from facecast.cluster.cli import make_engine
         from facecast.masks.xseg.apply import xseg_apply
 
+        cluster = make_engine(engine, address, shard_size)
+        if cluster is not None:
+            from facecast.cluster.stages import xseg_apply_on_cluster
+
+            summary(xseg_apply_on_cluster(_ws(workspace), side, cluster, model, batch_size, force, resize),
+                    as_json, quiet, title="xseg apply")
+            return
         summary(xseg_apply(_ws(workspace), side, model, batch_size, force, resize, device, quiet), as_json, quiet,
                 title="xseg apply")
 

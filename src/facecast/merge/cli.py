@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from facecast.cluster.cli import AddressOpt, EngineOpt, ShardSizeOpt, make_engine
 from facecast.console import JsonOpt, QuietOpt, WorkspaceOpt, info, make_progress, summary
 from facecast.errors import FacecastError
 
@@ -49,6 +50,9 @@ def register(app: typer.Typer) -> None:
         override: Annotated[Optional[list[str]], typer.Option("--override", help="key=value setting for --frame (repeatable).")] = None,
         xseg_model: Annotated[Optional[str], typer.Option("--xseg-model", help="XSeg model folder under model/ (for xseg mask modes).")] = None,
         device: Annotated[str, typer.Option("--device", help="auto|cpu|cuda|mps for prediction.")] = "auto",
+        engine: EngineOpt = None,
+        address: AddressOpt = None,
+        shard_size: ShardSizeOpt = 0,
         quiet: QuietOpt = False,
         as_json: JsonOpt = False,
     ) -> None:
@@ -85,6 +89,10 @@ def register(app: typer.Typer) -> None:
             raise FacecastError(f"--batch-frames {batch_frames}: use 1 or more")
 
         model_dir = ws.model(model)
+        cluster = make_engine(engine, address, shard_size)
+        if cluster is not None:
+            _merge_on_cluster(ws, model, settings, overrides, cluster, device, xseg_model, export_patches, quiet, as_json)
+            return
         from facecast.train.predict import load_predictor
 
         predictor = load_predictor(model_dir, device=device)
@@ -124,3 +132,25 @@ def register(app: typer.Typer) -> None:
         data["merged_folder"] = str(ws.merged)
         data["passthrough_count"] = len(report.passthrough)
         summary(data, as_json, quiet, title="merge")
+
+
+def _merge_on_cluster(ws, model: str, settings, overrides, cluster, device: str, xseg_model, export_patches: bool,
+                      quiet: bool, as_json: bool) -> None:
+    """`--engine ray`: the same merge, sharded over the cluster's workers (facecast/cluster/stages.py)."""
+    from facecast.cluster.stages import merge_on_cluster, predictor_spec, segmenter_spec
+    from facecast.console import make_progress
+
+    if not ws.model(model).is_dir():
+        raise FacecastError(f"no model {model!r} in {ws.root / 'model'}: train one with `facecast train` first")
+    modes = {settings.mask_mode, *(v.get("mask_mode", "") for v in (overrides or {}).values())}
+    seg = None
+    if any("xseg" in m for m in modes) and (xseg_model or ws.model("xseg").is_dir()):
+        seg = segmenter_spec(ws.model(xseg_model or "xseg"))
+    info(f"merging with model {model} on the cluster ({cluster.address or 'local Ray'}), mode {settings.mode}", quiet)
+    with make_progress(quiet) as prog:
+        task = prog.add_task("merge", total=None)
+        data = merge_on_cluster(ws, model, settings, predictor_spec(ws.model(model), "cpu" if device == "auto" else device),
+                                cluster, segmenter=seg, overrides=overrides, export_patches=export_patches,
+                                progress=lambda d, t: prog.update(task, completed=d, total=t))
+    data["merged_folder"] = str(ws.merged)
+    summary(data, as_json, quiet, title="merge")

@@ -378,18 +378,27 @@ def merge(
     batch_frames: int = 8,
     progress: Callable[[int, int], None] | None = None,
     parallel: str = "thread",
+    frames: list[str] | None = None,
+    session_path: str | Path | None = None,
 ) -> MergeReport:
     """Merge every dst frame of `ws` with `predictor` (see the module docstring).
 
     `settings` None keeps the session's stored settings (or the defaults); `overrides` maps frame file
     names to setting changes for that frame and is stored in the session; `workers` >= 2 composites in
-    that many threads or processes (`parallel`), 1 composites in this thread."""
+    that many threads or processes (`parallel`), 1 composites in this thread.
+
+    For sharded runs (facecast.cluster): `frames` merges only those frames (neighbours still feed motion
+    blur and temporal smoothing, so a frame's pixels are the same as in a whole run); `session_path`
+    reads the model's session but saves progress to that file instead (one per shard, so concurrent
+    shards never overwrite each other's records; the head folds them into the session)."""
     _responsible_checks(ws)
     gated = _GatedReader(ws)
     t0 = time.perf_counter()
     model_dir = ws.model(model_name)
     model_dir.mkdir(parents=True, exist_ok=True)
     session = Session.load(model_dir, model_name)
+    if session_path is not None:
+        session.path = Path(session_path)
     if settings is not None:
         session.settings = settings.validate()
     frame_names = [p.name for p in list_images(ws.data("dst"))]
@@ -426,8 +435,15 @@ def merge(
                  getattr(predictor, "precision", None),
                  [getattr(segmenter, "name", type(segmenter).__name__), getattr(segmenter, "version", None)]
                  if segmenter is not None else None]
+    wanted = frame_names
+    if frames is not None:
+        unknown = sorted(set(frames) - set(frame_names))
+        if unknown:
+            raise FacecastError(f"frames {unknown[:3]} are not in {ws.data('dst')}")
+        subset = set(frames)
+        wanted = [n for n in frame_names if n in subset]
     digests: dict[str, str] = {}
-    for n in frame_names:
+    for n in wanted:  # a shard hashes only its own frames (hashing every frame per shard cost ~1 s / 24 frames)
         content = _file_sha(ws.data("dst") / n)  # a frame replaced on disk is merged (and gated) again
         if faces.get(n):
             geo = [np.round(m.source_landmarks, 2).tolist() for m in faces[n]]
@@ -447,9 +463,9 @@ def merge(
         # with --export-patches a frame merged earlier without them is redone to write them
         return patch_dir is None or not faces.get(n) or (patch_dir / f"{Path(n).stem}_0.json").exists()
 
-    todo = [n for n in frame_names if not done(n)]
+    todo = [n for n in wanted if not done(n)]
     position = {n: i for i, n in enumerate(frame_names)}
-    skipped = len(frame_names) - len(todo)
+    skipped = len(wanted) - len(todo)
     motions = _motions(frame_names, faces)
     merged = n_faces = 0
     window = max(s.temporal_window for s in (session.effective(n) for n in todo)) if todo else 1
@@ -526,7 +542,7 @@ def merge(
         session.save()
         gated.save()
     return MergeReport(
-        frames=len(frame_names), merged=merged, skipped=skipped, passthrough=session.no_face,
+        frames=len(wanted), merged=merged, skipped=skipped, passthrough=session.no_face,
         faces=n_faces, seconds=time.perf_counter() - t0, workers=workers, session=str(session.path), parallel=parallel,
         identity=identity, patches=str(patch_dir) if patch_dir else None,
     )

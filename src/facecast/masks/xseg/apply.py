@@ -98,15 +98,20 @@ def _check_faces(paths: list[Path], seg: Segmenter, resize: bool | None) -> list
 
 
 def xseg_apply(ws: Workspace, side: str, model_name: str = "xseg", batch_size: int = 16, force: bool = False,
-               resize: bool | None = None, device: str = "auto", quiet: bool = False) -> dict[str, Any]:
+               resize: bool | None = None, device: str = "auto", quiet: bool = False,
+               faces: list[str] | None = None) -> dict[str, Any]:
     """Write each face's XSeg mask into its metadata (compressed PNG), batched and resumable.
 
     `resize`: None (default) scales faces of another size to the segmenter's and says so in the
-    summary; True forces that; False refuses such faces (see `_check_faces`)."""
+    summary; True forces that; False refuses such faces (see `_check_faces`). `faces` (aligned file
+    names) limits the run to those faces: one shard of a cluster run."""
     folder = ws.aligned(side)
     paths = list_aligned(folder)
     if not paths:
         raise FacecastError(f"{folder}: no aligned faces; run `facecast extract` first")
+    if faces is not None:
+        wanted = set(faces)
+        paths = [p for p in paths if p.name in wanted]
     seg = load_segmenter(ws.model(model_name), device, batch_size)
     metas = _check_faces(paths, seg, resize)
     todo = [p for p, m in zip(paths, metas)
