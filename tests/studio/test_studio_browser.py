@@ -128,3 +128,23 @@ def test_verify_page_reads_the_watermark(browser_page, studio_server, tmp_path, 
     page.wait_for_selector("#verdict[data-labelled=false]", timeout=120_000)
     screenshot(page, "verify")
     assert not page.js_errors
+
+
+def test_small_clip_is_scaled_up_and_empty_panels_say_so(browser_page, studio_server):
+    """QA on a 160x200 clip: the merge preview sat at native size in a 700 px stage, the masks page showed
+    an empty black box for a missing XSeg preview, face-grid names lost their underscore to clipping."""
+    page = browser_page
+    page.goto(studio_server.url + "merge")
+    page.wait_for_function("Number(document.getElementById('frame').dataset.renders || 0) >= 1", timeout=120_000)
+    natural_h = page.evaluate("document.getElementById('frame').naturalHeight")
+    shown_h = page.locator("#frame").bounding_box()["height"]
+    assert natural_h < 360 and shown_h >= 359, (natural_h, shown_h)
+    page.goto(studio_server.url + "masks")
+    page.locator("#train-model").fill("no-such-xseg")
+    page.wait_for_timeout(500)
+    assert page.locator("#preview-none").is_visible() and not page.locator("#preview").is_visible()
+    page.goto(studio_server.url + "faces")
+    label = page.locator(".cell .label").first
+    label.wait_for()
+    assert page.evaluate("el => el.scrollHeight <= el.clientHeight", label.element_handle())
+    assert not page.js_errors
