@@ -70,3 +70,19 @@ def test_summary_table_reads_as_text_and_json_keeps_values(capsys):
     summary(data, as_json=True)
     back = json.loads(capsys.readouterr().out)
     assert back["seconds"] == 90.5763713489996 and back["patches"] is None and back["passthrough"] == []
+
+
+def test_ctrl_c_says_the_work_is_kept(tmp_path, monkeypatch, capsys):
+    """QA: Ctrl-C during `train` saved the model but printed nothing: typer turns KeyboardInterrupt into
+    Exit(130) before our handler sees it, so the promised one line never appeared."""
+    from facecast import cli
+    from facecast.workspace import Workspace
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Workspace, "open", interrupted)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["workspace", "init", str(tmp_path / "ws")])
+    assert exc.value.code == 130
+    assert "interrupted: completed work is kept" in capsys.readouterr().err
