@@ -72,6 +72,7 @@ def test_merge_page_erode_changes_preview_and_session(browser_page, studio_serve
     page.wait_for_function("Number(document.body.dataset.saved || 0) >= 1", timeout=30_000)
     session = json.loads((studio_server.ws.model(MODEL) / "merge_session.json").read_text())
     assert session["settings"]["erode"] == target  # the CLI's session file records it
+    assert "settings changed" in page.locator("#merge-progress").inner_text()  # not "merged with the current settings"
     page.keyboard.press("?")
     assert page.locator("#help").is_visible() and "erode" in page.locator("#keys").inner_text()
     page.keyboard.press("Escape")
