@@ -86,3 +86,15 @@ def test_help_is_not_cut_and_flags_take_no_value(tmp_path):
 def test_version_and_help_exit_zero(tmp_path):
     assert facecast(tmp_path, "--version").returncode == 0
     assert facecast(tmp_path, "--help").returncode == 0
+
+
+@pytest.mark.parametrize("args", [["extract", "src"], ["faceset", "sort", "dst", "--by", "blur"]])
+def test_forgotten_w_in_a_plain_folder_leaves_it_untouched(tmp_path, args):
+    """QA: `facecast extract src` without -w in a plain folder made it a workspace (consent/, data_src/,
+    data_dst/, model/, workspace.json) and then blamed the missing consent record."""
+    (tmp_path / "holiday.jpg").write_bytes(b"not really")
+    proc = facecast(tmp_path, *args)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode != 0 and len(lines) == 1 and "is not a facecast workspace" in lines[0], proc.stderr
+    assert "-w" in lines[0] and "consent" not in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["holiday.jpg"]

@@ -52,3 +52,37 @@ def test_python_stderr_still_reaches_the_terminal_inside(capfd):
     os.write(2, b"after\n")
     err = capfd.readouterr().err
     assert "native chatter" not in err and "our line" in err and "after" in err
+
+
+def test_summary_table_reads_as_text_and_json_keeps_values(capsys):
+    """QA: tables showed `None`, `[]`, "['labelled: ...']" and `90.5763713489996`; --json keeps raw values."""
+    import json
+
+    from facecast.console import summary
+
+    data = {"seconds": 90.5763713489996, "patches": None, "passthrough": [], "notes": ["labelled: ok", "x"],
+            "size": (160, 200), "ok": True, "gate": {"frames_scored": 41, "mean": 0.123456789}}
+    summary(data, as_json=False)
+    out = capsys.readouterr().out
+    assert "90.58" in out and "90.576" not in out
+    assert "None" not in out and "[]" not in out and "['" not in out
+    assert "labelled: ok, x" in out and "(160, 200)" in out and "True" in out and "mean: 0.1235" in out
+    summary(data, as_json=True)
+    back = json.loads(capsys.readouterr().out)
+    assert back["seconds"] == 90.5763713489996 and back["patches"] is None and back["passthrough"] == []
+
+
+def test_ctrl_c_says_the_work_is_kept(tmp_path, monkeypatch, capsys):
+    """QA: Ctrl-C during `train` saved the model but printed nothing: typer turns KeyboardInterrupt into
+    Exit(130) before our handler sees it, so the promised one line never appeared."""
+    from facecast import cli
+    from facecast.workspace import Workspace
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Workspace, "open", interrupted)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["workspace", "init", str(tmp_path / "ws")])
+    assert exc.value.code == 130
+    assert "interrupted: completed work is kept" in capsys.readouterr().err

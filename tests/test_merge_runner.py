@@ -333,3 +333,20 @@ def test_merge_without_consent_stops_before_work(tmp_path):
     with pytest.raises(ConsentError, match="revoked"):
         merge(ws, "m", MergeSettings(), FakePredictor(64), quiet=True)
     assert not any(ws.merged.iterdir())
+
+
+def test_merge_cli_without_consent_refuses_in_one_line_before_loading(tmp_path):
+    """QA: the CLI printed "merging with model ..." and a progress bar before the consent refusal, and a
+    workspace without consent and without the model was told to train first (train refuses too)."""
+    from facecast.provenance.consent import revoke_consent
+    from facecast.workspace import Workspace
+    from tests.conftest import run_cli
+
+    ws = Workspace.open(tmp_path / "ws", create=True)
+    build_dst_workspace(ws, n_frames=2)
+    revoke_consent(ws, "sample", "withdrawn")
+    code, out, err = run_cli("merge", "-w", str(ws.root), "--model", "nosuchmodel")
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code != 0 and len(lines) == 1 and lines[0].startswith("error:") and "revoked" in lines[0], err
+    assert "merging with model" not in err + out and "train it first" not in err
+    assert not any(ws.merged.iterdir())

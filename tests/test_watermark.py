@@ -122,3 +122,21 @@ def test_crc16_rejects_a_wrong_codeword():
     bits = ecc.bytes_to_bits(bytes(8) + (ecc.crc16(bytes(8)) ^ 1).to_bytes(2, "big"))
     wrong = ecc.encode_bits(bits).astype(float) * 2 - 1  # a codeword whose CRC does not match
     assert ecc.decode_payload(other, 8)[1] and not ecc.decode_payload(wrong, 8)[1]
+
+
+def test_verify_line_names_geometry_only_for_a_mark_that_was_found():
+    """QA: "no mark ..., found mirrored, rotated -2.2 deg" read like a find; the best guess of a failed
+    search is noise and is not described."""
+    from facecast.provenance.c2pa import ManifestStatus
+    from facecast.provenance.verify import VerifyReport
+
+    def line(found: bool, crc_ok: bool) -> str:
+        det = wm.Detection(found=found, payload=PAYLOAD if crc_ok else None, confidence=9.0 if found else 5.4,
+                           crc_ok=crc_ok, period=wm.TILE * 0.56, frames=75, rotation=-2.2, mirrored=True)
+        return VerifyReport("x.mp4", "video", ManifestStatus(present=False), det).watermark_text()
+
+    none = line(False, False)
+    assert none.startswith("no mark") and "found" not in none and "mirrored" not in none and "rotated" not in none
+    assert "confidence 5.4" in none
+    for text in (line(True, False), line(True, True)):
+        assert "found mirrored, rotated -2.2 deg, scaled 0.56x" in text

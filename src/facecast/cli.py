@@ -70,6 +70,9 @@ def _root(
         os.environ[VERBOSE_ENV] = "1"  # read by console.native_quiet, here and in worker processes
 
 
+INTERRUPTED = "interrupted: completed work is kept; run the same command again to resume"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; user mistakes become one line on stderr and a non-zero exit."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # mediapipe's TFLite chatter
@@ -78,13 +81,15 @@ def main(argv: list[str] | None = None) -> None:
     tidy_help(command)
     try:
         rc = command.main(args=argv, prog_name="facecast", standalone_mode=False)
+        if rc == 130:  # typer turns Ctrl-C into Exit(130), which click returns outside standalone mode
+            err_console.print(INTERRUPTED)
         if isinstance(rc, int) and rc:
             sys.exit(rc)  # typer.Exit(code) is returned, not raised, outside standalone mode
     except FacecastError as err:
         err_console.print(error_line(str(err)), highlight=False, soft_wrap=True)
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
-        err_console.print("interrupted: completed work is kept; run the same command again to resume")
+        err_console.print(INTERRUPTED)
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

@@ -93,12 +93,28 @@ def summary(data: dict[str, Any], as_json: bool, quiet: bool = False, title: str
 
     table = Table(title=title or None, show_header=False)
     for key, value in data.items():
-        if isinstance(value, dict):
-            value = "\n".join(f"{k}: {v}" for k, v in value.items())
-        elif isinstance(value, (list, tuple)) and len(value) > 8:
-            value = ", ".join(map(str, value[:8])) + f", ... ({len(value)} in all)"
-        table.add_row(str(key), str(value))
+        table.add_row(str(key), _cell(value))
     out_console.print(table)
+
+
+def _cell(value: Any) -> str:
+    """A table cell as a person reads it: no `None`, `[]`, list brackets or 16-digit floats (JSON keeps them)."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e6 else f"{value:.0f}"
+    if isinstance(value, dict):
+        return "\n".join(f"{k}: {_cell(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        if not value:
+            return "-"
+        shown = ", ".join(_cell(v) for v in value[:8])
+        return shown + (f", ... ({len(value)} in all)" if len(value) > 8 else "")
+    if isinstance(value, tuple) and len(value) > 8:
+        return ", ".join(map(str, value[:8])) + f", ... ({len(value)} in all)"
+    return str(value)
 
 
 def info(message: str, quiet: bool = False, *, markup: bool = False) -> None:

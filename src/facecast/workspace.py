@@ -38,7 +38,19 @@ class Workspace:
             raise FacecastError(
                 f"workspace {ws.root} does not exist: create it with `facecast workspace init {root}`"
             )
+        elif not ws.looks_like_workspace():
+            # e.g. `facecast extract src` run without -w in the home folder: `id` would otherwise turn the
+            # folder into a workspace (consent/, data_*/, model/, workspace.json) before failing
+            raise FacecastError(
+                f"{ws.root} is not a facecast workspace (no {WORKSPACE_FILE}, data_src*, data_dst* or model/): "
+                f"pass -w WS, or create one with `facecast workspace init {root}`"
+            )
         return ws
+
+    def looks_like_workspace(self) -> bool:
+        """A facecast workspace, or a DeepFaceLab one (its folder names) that facecast can adopt."""
+        names = (WORKSPACE_FILE, "data_src", "data_dst", "data_src.mp4", "data_dst.mp4", "model")
+        return any((self.root / name).exists() for name in names)
 
     def init(self) -> "Workspace":
         for path in (

@@ -72,6 +72,7 @@ def test_merge_page_erode_changes_preview_and_session(browser_page, studio_serve
     page.wait_for_function("Number(document.body.dataset.saved || 0) >= 1", timeout=30_000)
     session = json.loads((studio_server.ws.model(MODEL) / "merge_session.json").read_text())
     assert session["settings"]["erode"] == target  # the CLI's session file records it
+    assert "settings changed" in page.locator("#merge-progress").inner_text()  # not "merged with the current settings"
     page.keyboard.press("?")
     assert page.locator("#help").is_visible() and "erode" in page.locator("#keys").inner_text()
     page.keyboard.press("Escape")
@@ -127,4 +128,24 @@ def test_verify_page_reads_the_watermark(browser_page, studio_server, tmp_path, 
     page.set_input_files("#file", str(plain))
     page.wait_for_selector("#verdict[data-labelled=false]", timeout=120_000)
     screenshot(page, "verify")
+    assert not page.js_errors
+
+
+def test_small_clip_is_scaled_up_and_empty_panels_say_so(browser_page, studio_server):
+    """QA on a 160x200 clip: the merge preview sat at native size in a 700 px stage, the masks page showed
+    an empty black box for a missing XSeg preview, face-grid names lost their underscore to clipping."""
+    page = browser_page
+    page.goto(studio_server.url + "merge")
+    page.wait_for_function("Number(document.getElementById('frame').dataset.renders || 0) >= 1", timeout=120_000)
+    natural_h = page.evaluate("document.getElementById('frame').naturalHeight")
+    shown_h = page.locator("#frame").bounding_box()["height"]
+    assert natural_h < 360 and shown_h >= 359, (natural_h, shown_h)
+    page.goto(studio_server.url + "masks")
+    page.locator("#train-model").fill("no-such-xseg")
+    page.wait_for_timeout(500)
+    assert page.locator("#preview-none").is_visible() and not page.locator("#preview").is_visible()
+    page.goto(studio_server.url + "faces")
+    label = page.locator(".cell .label").first
+    label.wait_for()
+    assert page.evaluate("el => el.scrollHeight <= el.clientHeight", label.element_handle())
     assert not page.js_errors

@@ -88,6 +88,9 @@ def register(app: typer.Typer) -> None:
         if batch_frames < 1:
             raise FacecastError(f"--batch-frames {batch_frames}: use 1 or more")
 
+        from facecast.provenance import require_consent
+
+        require_consent(ws)  # refuse before loading the model and printing a start line (merge() checks again)
         model_dir = ws.model(model)
         cluster = make_engine(engine, address, shard_size)
         if cluster is not None:

@@ -66,7 +66,10 @@ class VerifyReport:
         if abs(w.period / wm.TILE - 1) >= 0.02:
             geo.append(f"scaled {w.period / wm.TILE:.2f}x")
         where = f", confidence {w.confidence:.1f} (threshold {wm.THRESHOLD}), {w.frames} frame(s)"
-        where += f", found {', '.join(geo)}" if geo else ""
+        if w.verdict == wm.VERDICT_NONE or not geo:
+            pass  # the geometry of the best guess when nothing was found is noise: saying it reads like a find
+        else:
+            where += f", found {', '.join(geo)}"
         if w.verdict == wm.VERDICT_LABELLED:
             return f"labelled: payload {w.payload.hex()} (CRC ok){where}"
         if w.verdict == wm.VERDICT_UNREADABLE:

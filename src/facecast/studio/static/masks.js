@@ -399,7 +399,7 @@ function refreshPreview() {
   if (!model) return;
   const img = $('preview');
   const probe = new Image();
-  probe.onload = () => { img.src = probe.src; document.body.dataset.preview = String(Date.now()); };
+  probe.onload = () => { img.src = probe.src; img.hidden = false; $('preview-none').hidden = true; document.body.dataset.preview = String(Date.now()); };
   probe.src = `/api/masks/preview/${encodeURIComponent(model)}?t=${Date.now()}`;
 }
 

@@ -126,6 +126,7 @@ async function save(scope = $('scope').value) {
     S.settings = r.settings; S.overrides = r.overrides;
     S.cur = effective(frame());
     showControls(); ticks();
+    $('merge-progress').textContent = 'settings changed: the merged frames and result.mp4 predate them; Merge all redoes the frames they affect';
     document.body.dataset.saved = String(Number(document.body.dataset.saved || 0) + 1);
   } catch (e) { toast(e.message, 'error'); }
 }
@@ -166,7 +167,7 @@ async function load(model) {
   sel.value = st.model;
   Object.assign(S, { model: st.model, frames: st.frames, settings: st.settings, overrides: st.overrides, schema: st.schema, merged: new Set(st.merged) });
   $('scrub').max = Math.max(0, S.frames.length - 1);
-  $('merge-progress').textContent = `merged ${st.progress.done}/${st.progress.total} frames with the current settings`;
+  $('merge-progress').textContent = `merged ${st.progress.done}/${st.progress.total} frames (Merge all redoes only the frames whose settings changed)`;
   if (!$('controls').children.length) buildControls();
   ticks();
   if (st.result) showResult();
