@@ -283,6 +283,9 @@ def _prepare(ws: Workspace, model_name: str, phase: str, preset: str | None, res
              face_type: str | None, settings: XSegTrainSettings) -> _Session:
     """Open or create the model, read the faces, split off held-out faces, build the optimizer."""
     dev = choose_device(settings.device)
+    # a new model's initial weights (and any torch randomness in training) follow the run's seed, not
+    # whatever the process drew before: the same faces and settings train the same segmenter
+    torch.manual_seed(settings.seed)
     paths, labelled, common = _select_faces(ws, phase)
     model_dir = ws.model(model_name)
     model, opts, state, resumed = open_model(model_dir, preset, resolution, face_type, common, dev.device)
