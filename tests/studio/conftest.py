@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from .helpers import api_client, served, signed_in_page
 
 SCREENSHOTS = Path(__file__).with_name("screenshots")
 MODEL = "demo"
@@ -41,58 +40,15 @@ def studio_ws(tmp_path_factory):
     return build_studio_workspace(tmp_path_factory.mktemp("studio") / "ws")
 
 
-@dataclass
-class StudioServer:
-    url: str
-    token: str
-    ws: object
-    app: object
-
-    def link(self, path: str = "/") -> str:
-        sep = "&" if "?" in path else "?"
-        return f"{self.url.rstrip('/')}{path}{sep}token={self.token}"
-
-
-def _start_server(ws):
-    import uvicorn
-
-    from facecast.studio.app import create_app
-    from facecast.studio.server import free_port, new_token
-
-    token = new_token()
-    app = create_app(ws, token, shutdown_timeout=60)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="studio-test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("studio server did not start")
-        time.sleep(0.05)
-    return server, thread, StudioServer(f"http://127.0.0.1:{port}/", token, ws, app)
-
-
 @pytest.fixture(scope="session")
 def studio_server(studio_ws):
-    server, thread, info = _start_server(studio_ws)
-    yield info
-    server.should_exit = True
-    thread.join(90)
+    with served(studio_ws) as server:
+        yield server
 
 
 @pytest.fixture()
 def studio_client(studio_ws):
-    from fastapi.testclient import TestClient
-
-    from facecast.studio.app import create_app
-    from facecast.studio.server import new_token
-
-    token = new_token()
-    app = create_app(studio_ws, token, shutdown_timeout=60)
-    with TestClient(app, base_url="http://127.0.0.1") as client:
-        client.headers["X-Facecast-Token"] = token
-        client.token = token
+    with api_client(studio_ws) as client:
         yield client
 
 
@@ -119,15 +75,8 @@ def _browser():
 @pytest.fixture()
 def browser_page(_browser, studio_server):
     """A fresh signed-in page (the one-time link sets the cookie), 1280x800."""
-    context = _browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(studio_server.link("/"))
-    page.js_errors = errors
-    yield page
-    context.close()
+    with signed_in_page(_browser, studio_server) as page:
+        yield page
 
 
 @pytest.fixture()

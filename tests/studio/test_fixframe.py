@@ -4,36 +4,24 @@ browser: dragging a landmark rewrites the aligned face (new pixels, moved landma
 from __future__ import annotations
 
 import shutil
-import threading
-import time
 
 import numpy as np
 import pytest
 
 from facecast.faces.aligned import list_aligned, read_aligned, read_meta
 from facecast.media.images import decode_image
+from .helpers import api_client, private_copy, served, signed_in_page
 
 
 @pytest.fixture(scope="module")
 def own_ws(studio_ws, tmp_path_factory):
-    """A private copy of the studio workspace (these tests rewrite faces)."""
-    from facecast.workspace import Workspace
-
-    root = tmp_path_factory.mktemp("fixframe") / "ws"
-    shutil.copytree(studio_ws.root, root, ignore=shutil.ignore_patterns("model", ".facecast_cache"))
-    return Workspace.open(root)
+    """A private copy of the studio workspace (these tests change faces, labels or models)."""
+    return private_copy(studio_ws, tmp_path_factory, "fixframe")
 
 
 @pytest.fixture()
 def client(own_ws):
-    from fastapi.testclient import TestClient
-
-    from facecast.studio.app import create_app
-    from facecast.studio.server import new_token
-
-    token = new_token()
-    with TestClient(create_app(own_ws, token, shutdown_timeout=60), base_url="http://127.0.0.1") as c:
-        c.headers["X-Facecast-Token"] = token
+    with api_client(own_ws) as c:
         yield c
 
 
@@ -98,38 +86,14 @@ def test_save_refused_by_the_content_gate(client, own_ws, monkeypatch):
 # -- in the browser ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def own_server(own_ws):
-    import uvicorn
-
-    from facecast.studio.app import create_app
-    from facecast.studio.server import free_port, new_token
-
-    token = new_token()
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(own_ws, token, shutdown_timeout=30), host="127.0.0.1",
-                                           port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", token
-    server.should_exit = True
-    thread.join(30)
+    with served(own_ws, shutdown_timeout=30) as server:
+        yield server
 
 
 @pytest.fixture()
 def page(_browser, own_server):
-    url, token = own_server
-    context = _browser.new_context(viewport={"width": 1280, "height": 800})
-    pg = context.new_page()
-    pg.set_default_timeout(30_000)
-    errors: list[str] = []
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    pg.js_errors = errors
-    pg.goto(f"{url}/?token={token}")
-    pg.base = url
-    yield pg
-    context.close()
+    with signed_in_page(_browser, own_server, "/") as pg:
+        yield pg
 
 
 @pytest.mark.slow

@@ -11,17 +11,9 @@ import pytest
 
 from facecast.media.images import decode_image
 
+from .helpers import wait_job
+
 MODEL = "demo"
-
-
-def _wait_job(client, job_id, timeout=600):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/api/jobs/{job_id}").json()
-        if job["state"] not in ("queued", "running"):
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} still running after {timeout}s")
 
 
 def test_pages_are_discovered_and_served(studio_client):
@@ -118,7 +110,7 @@ def test_no_consent_no_merge_no_preview_no_training(no_consent_client):
     assert r.status_code == 403 and "consent" in r.json()["detail"]
     # and the jobs themselves refuse too (the stage functions check): nothing gets merged or trained
     job = c.post("/api/workspace/run", json={"action": f"merge:{MODEL}"}).json()
-    job = _wait_job(c, job["id"], 120)
+    job = wait_job(c, job["id"], 120)
     assert job["state"] == "failed" and "consent" in job["error"]
     assert not any(c.ws.merged.glob("*.png"))
 
@@ -144,7 +136,7 @@ def test_train_job_progress_preview_and_stop(studio_client, studio_ws):
     img = studio_client.get(st["preview"])
     assert img.status_code == 200 and img.headers["content-type"] == "image/png"
     studio_client.post(f"/api/jobs/{job['id']}/stop")
-    job = _wait_job(studio_client, job["id"], 300)
+    job = wait_job(studio_client, job["id"], 300)
     assert job["state"] == "stopped"
     saved = json.loads((studio_ws.model("tiny_api") / "state.json").read_text())
     assert saved["iteration"] >= st["iteration"]  # Ctrl-C path: the trainer saved where it stopped
@@ -156,11 +148,11 @@ def test_train_job_progress_preview_and_stop(studio_client, studio_ws):
 @pytest.mark.slow
 def test_merge_all_then_video_then_verify(studio_client, studio_ws):
     job = studio_client.post("/api/merge/run", json={"model": MODEL}).json()
-    job = _wait_job(studio_client, job["id"])
+    job = wait_job(studio_client, job["id"], 600)
     assert job["state"] == "done", job
     n = len(list(studio_ws.data("dst").glob("*.png")))
     assert len(list(studio_ws.merged.glob("*.png"))) == n
-    job = _wait_job(studio_client, studio_client.post("/api/merge/video").json()["id"])
+    job = wait_job(studio_client, studio_client.post("/api/merge/video").json()["id"], 600)
     assert job["state"] == "done", job
     assert studio_ws.result.is_file()
     rep = studio_client.post("/api/verify/file", json={"path": "result.mp4"}).json()
