@@ -11,7 +11,7 @@ import pytest
 
 from facecast.media.images import decode_image
 
-from .helpers import wait_job
+from .helpers import api_client, wait_job
 
 MODEL = "demo"
 
@@ -162,3 +162,25 @@ def test_merge_all_then_video_then_verify(studio_client, studio_ws):
     assert rep["labelled"] and rep["watermark"]["found"]
     r = studio_client.post("/api/verify/file", json={"path": "../etc/passwd"})
     assert r.status_code == 403
+
+
+def test_cluster_run_shows_on_the_workspace_page(tmp_path, studio_ws):
+    """The last --engine ray run, read from the progress file the head writes (no Ray needed here)."""
+    from facecast.cluster.shards import ProgressFile, write_shard_record
+    from facecast.workspace import Workspace
+
+    ws = Workspace.open(tmp_path / "ws", create=True)
+    with api_client(ws) as c:
+        assert c.get("/api/workspace/cluster").json() == {}
+        prog = ProgressFile(ws.root, "r1", "merge", [{"node": "10.0.0.2", "id": "w1", "cpus": 1, "alive": True},
+                                                     {"node": "10.0.0.3", "id": "w2", "cpus": 1, "alive": False}], "auto")
+        prog.add(0, 32)
+        prog.add(1, 8)
+        prog.set(0, "done")
+        prog.save()
+        for _ in range(2):  # a first attempt lost with its node, then the retry elsewhere
+            write_shard_record(ws.root, "r1", 1, state="running")
+        got = c.get("/api/workspace/cluster").json()
+    assert got["stage"] == "merge" and got["frames_done"] == 32 and got["frames_total"] == 40
+    assert got["counts"] == {"done": 1, "running": 1} and got["shards"]["1"]["attempt"] == 2
+    assert [w["alive"] for w in got["workers"]] == [True, False]

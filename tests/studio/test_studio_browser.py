@@ -48,6 +48,7 @@ def test_workspace_page(browser_page, studio_server, screenshot):
     assert "found" in text and "iteration 2700" in text
     assert page.locator("tr[data-stage=Consent]").inner_text().count("valid") >= 1
     assert page.locator("#nav a.active").inner_text() == "Workspace"
+    assert page.locator("#cluster").is_hidden()  # no --engine ray run in this workspace
     screenshot(page, "workspace")
     assert not page.js_errors
 

@@ -22,6 +22,16 @@ def status(request: Request) -> dict[str, Any]:
     return stages.workspace_status(request.app.state.workspace)
 
 
+@router.get("/api/workspace/cluster")
+def cluster(request: Request) -> dict[str, Any]:
+    """The last `--engine ray` run of this workspace, as `facecast cluster status` shows it ({} when none).
+
+    Read from the progress file the head writes into the shared workspace, so it needs no Ray here."""
+    from facecast.cluster.shards import status as cluster_status
+
+    return cluster_status(request.app.state.workspace.root)
+
+
 def submit_action(app, action: str):
     """Start the job an action names (the same function as its CLI command); returns the Job."""
     ws, jobs = app.state.workspace, app.state.jobs

@@ -68,8 +68,24 @@ function render(s) {
     ...s.consents.map((c) => el('tr', {}, el('td', {}, c.identity), el('td', { class: c.status === 'valid' ? 'ok' : 'error' }, c.status), el('td', {}, c.signed_by), el('td', {}, fmt(c.expires)), el('td', { class: 'muted' }, c.id)))));
 }
 
+// the last cluster run (--engine ray), as `facecast cluster status` shows it; hidden when there is none
+function renderCluster(c) {
+  const box = document.getElementById('cluster');
+  box.innerHTML = '';
+  box.closest('.panel').hidden = !c.run;
+  if (!c.run) return;
+  const counts = Object.entries(c.counts || {}).map(([k, v]) => `${v} ${k}`).join(', ');
+  const retried = Object.values(c.shards || {}).filter((sh) => Number(sh.attempt || 1) > 1).length;
+  box.append(el('table', {},
+    el('tr', {}, el('th', {}, 'run'), el('td', {}, `${c.stage} · ${c.run} · `, el('span', { class: c.state === 'done' ? 'ok' : (c.state === 'running' ? 'warn' : 'error') }, c.state))),
+    el('tr', {}, el('th', {}, 'frames'), el('td', {}, `${fmt(c.frames_done)} / ${fmt(c.frames_total)}`)),
+    el('tr', {}, el('th', {}, 'shards'), el('td', {}, counts || '-', retried ? el('span', { class: 'warn' }, ` · ${retried} retried`) : '')),
+    el('tr', {}, el('th', {}, 'workers'), el('td', {}, ...(c.workers || []).map((w) => el('div', { class: w.alive === false ? 'error' : '' }, `${w.node} ${w.id} cpus=${w.cpus}${w.alive === false ? ' (dead)' : ''}`))))));
+}
+
 async function refresh() {
   try { render(await api('/api/workspace/status')); } catch (e) { toast(e.message, 'error'); }
+  try { renderCluster(await api('/api/workspace/cluster')); } catch (e) { toast(e.message, 'error'); }
 }
 refresh();
 // stage state changes when a job ends: refresh then (and every 10 s for changes made by the CLI)
