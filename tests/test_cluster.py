@@ -301,3 +301,21 @@ def test_xseg_apply_sharded_matches_single_process(cluster, tmp_path):
     report = xseg_apply_on_cluster(ws, "dst", _engine(3), "xseg", batch_size=4)
     assert report["applied"] == one["applied"] == 10 and report["shards"] == 4
     assert _snapshot(ws.aligned("dst")) == want
+
+
+def test_score_sharded_matches_single_process(cluster, merge_ws):
+    """`score --engine ray`: per-face samples computed on the workers give the one-process report."""
+    from facecast.quality.score import score
+
+    ws, expected = merge_ws
+    for folder, files in ((ws.merged, expected["merged"]), (ws.merged_mask, expected["mask"])):
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            (folder / name).write_bytes(data)
+    if not list(ws.aligned("src").glob("*.jpg")):  # the src centroid needs faces: the dst ones will do here
+        shutil.copytree(ws.aligned("dst"), ws.aligned("src"), dirs_exist_ok=True)
+    one = score(ws, quiet=True)
+    sharded = score(ws, quiet=True, engine=_engine(3))
+    assert one["summary"]["faces"] >= 6 and one["summary"]["mode"] == "merged"
+    assert sharded["summary"] == one["summary"] and sharded["frames"] == one["frames"]
+    assert sharded["shots"] == one["shots"]

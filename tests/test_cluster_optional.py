@@ -17,11 +17,12 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")
 def test_ray_is_not_imported_without_engine():
     """Without --engine nothing imports Ray: the CLI, the stages and the cluster modules themselves."""
     code = ("import sys\n"
-            "import facecast.cli, facecast.merge.merger, facecast.faces.extract, facecast.cluster.cli, facecast.cluster.stages\n"
+            "import facecast.cli, facecast.merge.merger, facecast.faces.extract, facecast.quality.score, facecast.cluster.cli, facecast.cluster.stages\n"
             "from facecast.cluster.cli import make_engine\n"
             "assert make_engine(None, None) is None\n"
             "from typer.testing import CliRunner\n"
             "CliRunner().invoke(facecast.cli.app, ['merge', '--help'])\n"
+            "CliRunner().invoke(facecast.cli.app, ['score', '--help'])\n"
             "print('ray' in sys.modules)\n")
     env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)

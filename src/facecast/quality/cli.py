@@ -8,6 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from facecast.cluster.cli import AddressOpt, EngineOpt, ShardSizeOpt, make_engine
 from facecast.console import JsonOpt, QuietOpt, WorkspaceOpt, out_console, summary
 
 
@@ -51,6 +52,9 @@ def register(app: typer.Typer) -> None:
         source: Annotated[str, typer.Option(help="auto (merged frames if any), merged, or predict (aligned dst faces through --model).")] = "auto",
         max_src: Annotated[int, typer.Option(help="src faces used for the src identity centroid.")] = 48,
         worst: Annotated[int, typer.Option(help="How many worst frames to list.")] = 8,
+        engine: EngineOpt = None,
+        address: AddressOpt = None,
+        shard_size: ShardSizeOpt = 0,
         quiet: QuietOpt = False,
         json_out: JsonOpt = False,
     ) -> None:
@@ -58,7 +62,12 @@ def register(app: typer.Typer) -> None:
         from facecast.quality.score import ScoreSettings, score
 
         settings = ScoreSettings(model_name=model, source=source, max_src=max_src, worst=worst)
-        report = score(workspace, settings=settings, quiet=quiet or json_out)
+        cluster = make_engine(engine, address, shard_size)
+        try:
+            report = score(workspace, settings=settings, quiet=quiet or json_out, engine=cluster)
+        finally:
+            if cluster is not None:
+                cluster.shutdown()
         if json_out:
             summary({k: report[k] for k in ("summary", "shots", "worst", "paths")}, True)
         elif not quiet:

@@ -129,15 +129,18 @@ def _diff_mask(swap: np.ndarray, dst: np.ndarray, threshold: float) -> np.ndarra
     return cv2.GaussianBlur(m.astype(np.float32), (k, k), 0)
 
 
-def merged_samples(ws: Workspace, settings: ScoreSettings, quiet: bool) -> list[FaceSample]:
-    """Pair every dst aligned face with the merged frame it came from."""
+def merged_samples(ws: Workspace, settings: ScoreSettings, quiet: bool,
+                   names: list[str] | None = None) -> list[FaceSample]:
+    """Pair every dst aligned face (or only those `names`: one cluster shard) with its merged frame."""
     from facecast.console import track
 
-    metas = [(p, read_meta(p)) for p in list_aligned(ws.aligned("dst"))]
+    wanted = None if names is None else set(names)
+    metas = [(i, p, read_meta(p)) for i, p in enumerate(list_aligned(ws.aligned("dst")))
+             if wanted is None or p.name in wanted]
     samples: list[FaceSample] = []
     cache: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None] | None] = {}
     merged_idx, mask_idx, dst_idx = _frame_index(ws.merged), _frame_index(ws.merged_mask), _frame_index(ws.data("dst"))
-    for i, (path, meta) in enumerate(track(metas, description="scoring merged", quiet=quiet)):
+    for i, path, meta in track(metas, description="scoring merged", quiet=quiet):
         name = meta.source.filename
         stem = Path(name).stem
         if name not in cache:
@@ -417,9 +420,27 @@ def _model_dir(ws: Workspace, name: str | None) -> Path:
     raise FacecastError(f"nothing merged and several models in {ws.models}: pick one with --model NAME")
 
 
+def sample_shard(ws_root: str, settings: dict[str, Any], name: str) -> list[FaceSample]:
+    """One aligned dst face's sample (0 or 1), computed where a cluster task runs it."""
+    return merged_samples(Workspace.open(ws_root), ScoreSettings(**settings), True, names=[name])
+
+
+def _sharded_samples(ws: Workspace, settings: ScoreSettings, engine: Any) -> list[FaceSample]:
+    """`merged_samples` with the per-face work (landmarks, descriptors: the cost) mapped over a cluster by
+    `engine.mapper` (facecast.cluster); samples come back in the faceset's order, so shots and flicker are
+    measured exactly as in one process."""
+    names = [p.name for p in list_aligned(ws.aligned("dst"))]
+    jobs = [(str(ws.root), asdict(settings), name) for name in names]
+    by_name = {job[2]: res for job, res in engine.mapper(ws, "score")(sample_shard, jobs)}
+    return [sample for name in names for sample in by_name.get(name, [])]
+
+
 def score(ws: Workspace | str | Path, model_name: str | None = None, settings: ScoreSettings | None = None,
-          quiet: bool = True) -> dict[str, Any]:
-    """Score a workspace's swap; returns (and writes to score.json) the full report."""
+          quiet: bool = True, engine: Any = None) -> dict[str, Any]:
+    """Score a workspace's swap; returns (and writes to score.json) the full report.
+
+    `engine` (facecast.cluster.engine.RayEngine) computes merged-mode samples on a cluster; predict mode
+    runs here (it needs the model once, and its batches are the cost)."""
     ws = ws if isinstance(ws, Workspace) else Workspace.open(ws)
     settings = settings or ScoreSettings(model_name=model_name)
     if model_name:
@@ -433,7 +454,8 @@ def score(ws: Workspace | str | Path, model_name: str | None = None, settings: S
     if settings.source == "merged" and not has_merged:
         raise FacecastError(f"nothing merged in {ws.merged}: run `facecast merge -w {ws.root}` first")
     if has_merged and settings.source != "predict":
-        mode, samples = "merged", merged_samples(ws, settings, quiet)
+        mode = "merged"
+        samples = merged_samples(ws, settings, quiet) if engine is None else _sharded_samples(ws, settings, engine)
     else:
         mode = "predict"
         samples = predicted_samples(ws, _model_dir(ws, settings.model_name), settings, quiet)
