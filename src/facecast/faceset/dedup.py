@@ -15,7 +15,6 @@ Nothing is deleted: removed faces are moved to `<folder>_removed/`.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,7 +24,8 @@ import numpy as np
 from facecast.console import track
 from facecast.errors import FacecastError
 from facecast.faces.aligned import list_aligned, read_aligned
-from facecast.faceset.common import face_mask, pose_of, unique_name
+from facecast.faceset.aside import remove_faces
+from facecast.faceset.common import face_mask, pose_of
 from facecast.imaging.sharpness import laplacian_variance
 from facecast.faceset.rename import finish_pending
 
@@ -89,16 +89,6 @@ def farthest_points(features: np.ndarray, k: int) -> list[int]:
     return picked
 
 
-def _move_out(folder: Path, removed: Path, names: list[str]) -> None:
-    removed.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        dst = unique_name(removed, name)
-        try:
-            os.replace(folder / name, removed / dst)
-        except OSError as err:
-            raise FacecastError(f"cannot move {folder / name} to {removed}: {err.strerror}") from None
-
-
 def dedup(folder: str | Path, target: int | None = None, settings: DedupSettings | None = None,
           quiet: bool = True) -> DedupResult:
     """Drop near-duplicates, then thin to `target` faces covering the widest pose/expression range."""
@@ -141,8 +131,7 @@ def dedup(folder: str | Path, target: int | None = None, settings: DedupSettings
         thin = [i for i in kept if i not in chosen]
         kept = [i for i in kept if i in chosen]
 
-    removed = folder.parent / f"{folder.name}_removed"
     dup_names = sorted(files[i].name for i in dup)
     thin_names = sorted(files[i].name for i in thin)
-    _move_out(folder, removed, dup_names + thin_names)
-    return DedupResult(str(folder), str(removed), len(files), len(kept), dup_names, thin_names)
+    moved = remove_faces(folder, dup_names + thin_names)  # the studio's recoverable delete: one mover
+    return DedupResult(str(folder), moved["removed_folder"], len(files), len(kept), dup_names, thin_names)
