@@ -78,24 +78,15 @@ def merge_on_cluster(ws, model_name: str, settings, predictor: tuple, engine: Ra
                      overrides: dict[str, dict[str, Any]] | None = None, export_patches: bool = False,
                      progress=None) -> dict[str, Any]:
     """`facecast merge --engine ray`: every dst frame merged by shards on the cluster (module docstring)."""
-    from facecast.media.images import atomic_write_bytes, list_images
+    from facecast.media.images import atomic_write_bytes
+    from facecast.merge.merger import open_session
     from facecast.merge.session import Session
 
     t0 = time.perf_counter()
     token = consent_token(ws, "merge")  # once at the head; every shard carries it and checks it again
     model_dir = ws.model(model_name)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    session = Session.load(model_dir, model_name)
-    fold_shard_sessions(model_dir, session)
-    if settings is not None:
-        session.settings = settings.validate()
-    frame_names = [p.name for p in list_images(ws.data("dst"))]
-    if not frame_names:
-        raise FacecastError(f"{ws.data('dst')} has no frames: run `facecast frames` on data_dst.mp4 first")
-    for frame, values in (overrides or {}).items():
-        if frame not in frame_names:
-            raise FacecastError(f"override for {frame!r}: no such frame in {ws.data('dst')}")
-        session.set_override(frame, values)
+    session, frame_names = open_session(ws, model_name, settings, overrides)
+    fold_shard_sessions(model_dir, session)  # records left by shards of a head killed mid-run
     session.save()  # the settings every shard reads
 
     folder = model_dir / SHARD_DIR

@@ -365,6 +365,26 @@ def _smooth(name: str, names: list[str], cache: dict[str, _Predicted], window: i
     return result
 
 
+def open_session(ws: Workspace, model_name: str, settings: MergeSettings | None,
+                 overrides: dict[str, dict[str, Any]] | None) -> tuple[Session, list[str]]:
+    """The model's merge session with `settings` (None keeps the stored ones) and per-frame `overrides`
+    applied, and the dst frame names; one clear error when there are no frames or an override names a
+    frame that does not exist. Used by `merge` and by the cluster's head before it shards."""
+    model_dir = ws.model(model_name)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    session = Session.load(model_dir, model_name)
+    if settings is not None:
+        session.settings = settings.validate()
+    frame_names = [p.name for p in list_images(ws.data("dst"))]
+    if not frame_names:
+        raise FacecastError(f"{ws.data('dst')} has no frames: run `facecast frames` on data_dst.mp4 first")
+    for frame, values in (overrides or {}).items():
+        if frame not in frame_names:
+            raise FacecastError(f"override for {frame!r}: no such frame in {ws.data('dst')}")
+        session.set_override(frame, values)
+    return session, frame_names
+
+
 def merge(
     ws: Workspace,
     model_name: str,
@@ -395,19 +415,9 @@ def merge(
     gated = _GatedReader(ws)
     t0 = time.perf_counter()
     model_dir = ws.model(model_name)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    session = Session.load(model_dir, model_name)
+    session, frame_names = open_session(ws, model_name, settings, overrides)
     if session_path is not None:
         session.path = Path(session_path)
-    if settings is not None:
-        session.settings = settings.validate()
-    frame_names = [p.name for p in list_images(ws.data("dst"))]
-    if not frame_names:
-        raise FacecastError(f"{ws.data('dst')} has no frames: run `facecast frames` on data_dst.mp4 first")
-    for frame, values in (overrides or {}).items():
-        if frame not in frame_names:
-            raise FacecastError(f"override for {frame!r}: no such frame in {ws.data('dst')}")
-        session.set_override(frame, values)
     faces, identity = plan_faces(ws)
     needs_xseg = any(session.effective(n).needs_xseg for n in frame_names if faces.get(n))
     if needs_xseg and segmenter is None:
