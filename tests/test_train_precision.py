@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import pytest
 import torch
@@ -27,31 +26,48 @@ def ws(workspace):
     return workspace
 
 
-def _sleeper(fp32_s: float, bf16_s: float, spikes: dict[int, float] | None = None):
+class _Clock:
+    """A clock that only the fake steps move: the timing rules are tested exactly, whatever the load."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def perf_counter(self) -> float:
+        return self.t
+
+
+@pytest.fixture()
+def clock(monkeypatch):
+    c = _Clock()
+    monkeypatch.setattr(compute, "time", c)  # compare_precisions times its steps with time.perf_counter
+    return c
+
+
+def _sleeper(clock: _Clock, fp32_s: float, bf16_s: float, spikes: dict[int, float] | None = None):
     calls = []
 
     def step(bf16: bool) -> None:
         calls.append(bf16)
-        time.sleep((spikes or {}).get(len(calls), bf16_s if bf16 else fp32_s))
+        clock.t += (spikes or {}).get(len(calls), bf16_s if bf16 else fp32_s)
 
     return step, calls
 
 
-def test_bf16_needs_a_clear_margin_and_a_load_spike_does_not_decide():
-    step, calls = _sleeper(0.02, 0.01)
+def test_bf16_needs_a_clear_margin_and_a_load_spike_does_not_decide(clock):
+    step, calls = _sleeper(clock, 0.02, 0.01)
     use, why, ratio = compare_precisions(step, repeats=3)
     assert use and ratio > 1.5 and "median" in why
     assert calls[2:] == [False, True, True, False, False, True]  # interleaved, order alternating
-    step, _ = _sleeper(0.02, 0.017)  # 1.18x: inside the noise, keep fp32
+    step, _ = _sleeper(clock, 0.02, 0.017)  # 1.18x: inside the noise, keep fp32
     use, why, ratio = compare_precisions(step, repeats=3)
-    assert not use and ratio < 1.3 and "1.3x" in why  # (sleep jitter under load moves the ratio; never past 1.3)
+    assert not use and ratio < 1.3 and "1.3x" in why
     # a 0.3 s stall during one bf16 run (the machine got busy) does not flip a clear bf16 win
-    step, _ = _sleeper(0.03, 0.01, spikes={4: 0.3})
+    step, _ = _sleeper(clock, 0.03, 0.01, spikes={4: 0.3})
     assert compare_precisions(step, repeats=3)[0]
 
 
-def test_far_slower_bf16_stops_the_measurement_early():
-    step, calls = _sleeper(0.005, 0.05)
+def test_far_slower_bf16_stops_the_measurement_early(clock):
+    step, calls = _sleeper(clock, 0.005, 0.05)
     use, why, _ = compare_precisions(step, repeats=3)
     assert not use and len(calls) == 2 and "warm-up" in why
 
