@@ -80,7 +80,13 @@ class MediapipeDlibDetector:
                 import mediapipe as mp
 
                 fd = mp.solutions.face_detection
-                self._loaded = [fd.FaceDetection(model_selection=m, min_detection_confidence=0.2) for m in (0, 1)]
+                models = [fd.FaceDetection(model_selection=m, min_detection_confidence=0.2) for m in (0, 1)]
+                # one blank run each while still quiet: the graphs' threads open their TFLite interpreters
+                # (the "XNNPACK delegate" line) on the first packet, which could otherwise land after the
+                # redirect ends and reach the user's terminal
+                for model in models:
+                    model.process(np.zeros((64, 64, 3), np.uint8))
+                self._loaded = models
         return self._loaded
 
     def version(self) -> str:
