@@ -177,3 +177,13 @@ export function jobPanel(container, filter = () => true) {
   });
   return jobs;
 }
+
+// an <img> once it has loaded (rejects with the URL when it cannot)
+export function loadImage(url) {
+  return new Promise((resolve, reject) => {
+    const img = new Image();
+    img.onload = () => resolve(img);
+    img.onerror = () => reject(new Error(`cannot load ${url}`));
+    img.src = url;
+  });
+}

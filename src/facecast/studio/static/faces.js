@@ -1,7 +1,7 @@
 // Faces page: a virtualised grid (only the visible rows are in the DOM, names fetched a page at a time,
 // thumbnails from the server's disk cache with immutable URLs), sort / recover names as jobs,
 // recoverable delete and restore, and the debug frame + landmarks of a face drawn on a canvas.
-import { api, nav, toast, jobPanel, sse } from '/static/common.js';
+import { api, nav, toast, jobPanel, sse, loadImage } from '/static/common.js';
 
 // GETs ride on the session cookie: no wait for /api/token before the first screen's requests
 async function get(path) {
@@ -230,15 +230,6 @@ function invert(m) {
   return [[e / det, -b / det, (b * f - c * e) / det], [-d / det, a / det, (c * d - a * f) / det]];
 }
 const apply = (m, [x, y]) => [m[0][0] * x + m[0][1] * y + m[0][2], m[1][0] * x + m[1][1] * y + m[1][2]];
-
-function loadImage(url) {
-  return new Promise((resolve, reject) => {
-    const img = new Image();
-    img.onload = () => resolve(img);
-    img.onerror = () => reject(new Error(`cannot load ${url}`));
-    img.src = url;
-  });
-}
 
 function drawPoints(ctx, pts, k, color, r) {
   ctx.fillStyle = color;

@@ -1,7 +1,7 @@
 // Fix a frame (manual re-extract): draw or drag the face box, drag any of the 68 landmarks or re-detect
 // them inside the box, watch the aligned face update, save. The server aligns and writes exactly as
 // `facecast extract` does (faces/manual.py); this page only edits points in frame pixels.
-import { api, nav, toast } from '/static/common.js';
+import { api, nav, toast, loadImage } from '/static/common.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -221,15 +221,6 @@ function status() {
 }
 
 // -- frames and the queue ------------------------------------------------------------------------------
-function loadImage(url) {
-  return new Promise((resolve, reject) => {
-    const img = new Image();
-    img.onload = () => resolve(img);
-    img.onerror = () => reject(new Error(`cannot load ${url}`));
-    img.src = url;
-  });
-}
-
 async function openFrame(name) {
   st.frame = name;
   st.undo = [];

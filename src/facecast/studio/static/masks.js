@@ -1,7 +1,7 @@
 // Masks page (the XSeg editor): include/exclude polygons on an aligned face, with DeepFaceLab's XSeg
 // editor keys, the segmenter's mask as an overlay, and XSeg training started from here. Polygons are in
 // aligned-face pixels, in drawing order (each paints over the previous), as masks/polygons.py stores them.
-import { api, nav, toast, jobPanel, sse } from '/static/common.js';
+import { api, nav, toast, jobPanel, sse, loadImage } from '/static/common.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -286,15 +286,6 @@ async function loadMask() {
 }
 
 // -- load / save / navigate ----------------------------------------------------------------------------
-function loadImage(url) {
-  return new Promise((resolve, reject) => {
-    const img = new Image();
-    img.onload = () => resolve(img);
-    img.onerror = () => reject(new Error(`cannot load ${url}`));
-    img.src = url;
-  });
-}
-
 async function save() {
   if (!st.name) return true;
   if (st.cur && st.cur.points.length >= 3) closeCur();
