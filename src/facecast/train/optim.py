@@ -19,28 +19,40 @@ class AdaBelief(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):  # type: ignore[override]
+        """One update of every parameter with a gradient, as a few multi-tensor (`_foreach_`) passes per
+        group rather than ~8 element-wise ops per tensor: the same arithmetic with fewer launches and
+        temporaries (on a CPU the optimizer is ~4 % of a 48 M-parameter SAEHD step)."""
         loss = closure() if closure is not None else None
         for group in self.param_groups:
             b1, b2 = group["betas"]
+            lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
+            by_step: dict[float, tuple[list, list, list, list]] = {}
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                g = p.grad
                 st = self.state[p]
                 if not st:
                     st["step"] = torch.zeros((), dtype=torch.float32)
                     st["exp_avg"] = torch.zeros_like(p)
                     st["exp_avg_var"] = torch.zeros_like(p)
                 st["step"] += 1
-                t = float(st["step"])
-                if group["weight_decay"]:
-                    p.mul_(1 - group["lr"] * group["weight_decay"])
-                m, s = st["exp_avg"], st["exp_avg_var"]
-                m.mul_(b1).add_(g, alpha=1 - b1)
-                d = g - m
-                s.mul_(b2).addcmul_(d, d, value=1 - b2).add_(group["eps"])
-                denom = (s / (1 - b2**t)).sqrt_().add_(group["eps"])
-                p.addcdiv_(m, denom, value=-group["lr"] / (1 - b1**t))
+                ps, gs, ms, vs = by_step.setdefault(float(st["step"]), ([], [], [], []))
+                ps.append(p)
+                gs.append(p.grad)
+                ms.append(st["exp_avg"])
+                vs.append(st["exp_avg_var"])
+            for t, (ps, gs, ms, vs) in by_step.items():  # one entry unless parameters joined late
+                if wd:
+                    torch._foreach_mul_(ps, 1 - lr * wd)
+                torch._foreach_lerp_(ms, gs, 1 - b1)  # m = b1 m + (1 - b1) g
+                ds = torch._foreach_sub(gs, ms)  # the gradient's deviation from its running mean
+                torch._foreach_mul_(vs, b2)
+                torch._foreach_addcmul_(vs, ds, ds, value=1 - b2)
+                torch._foreach_add_(vs, eps)
+                denom = torch._foreach_div(vs, 1 - b2**t)
+                torch._foreach_sqrt_(denom)
+                torch._foreach_add_(denom, eps)
+                torch._foreach_addcdiv_(ps, ms, denom, value=-lr / (1 - b1**t))
         return loss
 
 

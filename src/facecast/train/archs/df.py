@@ -28,7 +28,9 @@ class DF(SwapModel):
         return self.inter(self.encoder(x))
 
     def forward_train(self, src: torch.Tensor, dst: torch.Tensor) -> TrainOutputs:
-        src_code, dst_code = self.code(src), self.code(dst)
+        # One encoder/inter call on src and dst stacked: the same arithmetic (nothing mixes samples),
+        # in half as many, twice as large GEMMs, which a CPU runs nearer its peak.
+        src_code, dst_code = self.code(torch.cat([src, dst])).split([len(src), len(dst)])
         ps, psm = self.decoder_src(src_code)
         pd, pdm = self.decoder_dst(dst_code)
         sw, swm = self.decoder_src(dst_code) if self.train_swap else (None, None)
