@@ -120,3 +120,60 @@ def test_a_plateau_is_still_reported():
     assert msg and "plateaued" in msg
     g = guidance_from_records(records)
     assert g["plateau"] == msg and g["identity_state"] == NOT_YET
+
+
+# -- the trainer's held-back faces and the CLI summary ---------------------------------------------------
+
+def test_eval_count_holds_back_up_to_twelve_but_never_more_than_a_tenth():
+    from facecast.train.trainer import EVAL_FACES, PREVIEW_FACES, eval_count
+
+    assert (PREVIEW_FACES, EVAL_FACES) == (4, 12)
+    assert [eval_count(n) for n in (5, 30, 49, 80, 119, 120, 5000)] == [4, 4, 4, 8, 11, 12, 12]
+
+
+def test_evaluators_score_twelve_held_back_faces_while_the_preview_shows_four(workspace):
+    import torch
+
+    from facecast.media.images import read_image
+    from facecast.train.testdata import make_faceset
+    from facecast.train.trainer import train
+
+    torch.set_num_threads(2)
+    make_faceset(workspace.aligned("src"), "einstein", 120, size=48)
+    make_faceset(workspace.aligned("dst"), "takeo", 120, size=48, seed=1)
+    seen = []
+
+    def recorder(batch):
+        seen.append((len(batch.src), len(batch.dst), len(batch.swap)))
+        return {"faces": float(len(batch.swap))}
+
+    res = train(workspace, "m", "tiny", overrides=dict(resolution=32, preview_every=1, eval_every=1),
+                max_iters=2, evaluators=[recorder], quiet=True, precision="fp32")
+    assert res.iteration == 2 and seen and all(s == (12, 12, 12) for s in seen)
+    grid = read_image(workspace.model("m") / "previews" / "preview.png")
+    assert grid.shape[:2] == (4 * 32, 5 * 32)  # four rows of src, src->src, dst, dst->dst, dst->src
+    rows = [json.loads(x) for x in (workspace.model("m") / "history.jsonl").read_text().splitlines()]
+    assert [r["eval"]["faces"] for r in rows if "eval" in r] == [12.0] * len(seen)
+
+
+@pytest.mark.slow  # two CLI runs (~30 s under load)
+def test_cli_train_summary_has_the_identity_verdict(workspace):
+    from facecast.train.testdata import make_faceset
+    from tests.conftest import run_cli
+
+    make_faceset(workspace.aligned("src"), "einstein", 6, size=48)
+    make_faceset(workspace.aligned("dst"), "takeo", 6, size=48, seed=1)
+    code, out, err = run_cli("train", "-w", str(workspace.root), "--model", "c", "--preset", "tiny",
+                             "--resolution", "32", "--set", "preview_every=0", "--set", "eval_every=1",
+                             "--max-iters", "2", "--precision", "fp32", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    # two evaluations ran (dlib identity on the held-back faces): too few for a trend, so no ETA
+    assert data["identity_state"] == NOT_YET and data["identity_eta_s"] is None
+    assert data["identity"].startswith("not yet recognisable: distance to source")
+    assert "a trend needs 3" in data["identity"]
+    assert "gain" not in data["plateau"]
+    code, out, err = run_cli("train", "-w", str(workspace.root), "--model", "c", "--max-iters", "1",
+                             "--precision", "fp32")
+    assert code == 0, err
+    assert "identity" in out and "not yet recognisable" in out and "plateau" in out
