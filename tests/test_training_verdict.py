@@ -4,6 +4,7 @@ and a plateau line that never claims gains while the swap moves away from the so
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -103,7 +104,7 @@ def test_no_evaluations_yet():
     assert v.state == NO_EVAL and v.iteration is None and v.eta_iters is None
     g = guidance_from_records(losses(2000))
     assert g["identity_state"] == NO_EVAL and g["plateau"] == "no plateau yet"  # no gains claimed unmeasured
-    assert training_guidance(__import__("pathlib").Path("/nonexistent"))["identity_state"] == NO_EVAL
+    assert training_guidance(Path("/nonexistent"))["identity_state"] == NO_EVAL
 
 
 def test_improving_identity_is_the_only_gain_the_plateau_line_claims():
