@@ -39,3 +39,22 @@ def test_train_page_shows_the_identity_verdict_and_eta(workspace):
         assert better["plateau"] == "no plateau yet: identity still improving"
     js = (Path(__file__).parents[2] / "src/facecast/studio/static/train.js").read_text()
     assert "row('identity'" in js and "identity_eta_s" in js
+
+
+def test_train_job_logs_the_identity_verdict(workspace):
+    """The studio's training job (the real trainer, 2 iterations, identity scored at each) ends with a
+    log line and a result that carry the verdict; the context is a stand-in for the job runner's."""
+    from types import SimpleNamespace
+
+    from facecast.studio.stages import train_job
+    from facecast.train.testdata import make_faceset
+
+    make_faceset(workspace.aligned("src"), "einstein", 6, size=48)
+    make_faceset(workspace.aligned("dst"), "takeo", 6, size=48, seed=1)
+    logs = []
+    ctx = SimpleNamespace(job=SimpleNamespace(extra={}), log=logs.append, progress=lambda *a, **k: None)
+    target = train_job(workspace, "j", "tiny", {"resolution": 32, "preview_every": 0, "eval_every": 1,
+                                                "batch_size": 2}, max_iters=2, device="cpu")
+    data = target(ctx)
+    assert data["identity_state"] == "not yet" and "identity_eta_s" in data
+    assert logs and "identity: not yet recognisable: distance to source" in logs[-1] and "plateau: " in logs[-1]
