@@ -97,6 +97,10 @@ def test_one_noisy_evaluation_neither_raises_nor_hides_an_alarm():
 def test_too_few_evaluations_for_a_trend():
     v = identity_verdict(series([0.7, 0.6], [0.3, 0.4]), ms_per_iter=50.0)
     assert v.state == NOT_YET and v.eta_iters is None and "a trend needs 3" in v.message
+    # three rising evaluations are not yet an alarm (a 3-point fit has one degree of freedom for noise)...
+    assert identity_verdict(series([0.62, 0.65, 0.68], [0.3] * 3)).state == NOT_YET
+    # ...four are
+    assert identity_verdict(series([0.62, 0.65, 0.68, 0.71], [0.3] * 4)).state == WORSE
 
 
 def test_no_evaluations_yet():

@@ -22,6 +22,7 @@ STATES = (RECOGNISABLE, NOT_YET, WORSE, NO_EVAL)
 NOW = 2  # evaluations averaged for "where it is now" (one noisy evaluation decides nothing)
 WINDOW = 6  # evaluations the trend is fitted over
 MIN_TREND = 3  # a slope from fewer points is a difference of two noisy values, not a trend
+MIN_WORSE = 4  # evaluations before an alarm: a 3-point slope has one degree of freedom left for its noise
 WORSE_DISTANCE = 0.02  # fitted rise of id_swap_src over the window that counts as moving away
 WORSE_RETRIEVAL = 0.15  # fitted fall of id_retrieval over the window that counts as moving away
 MAX_ETA_ITERS = 10_000_000  # beyond this "at this rate" is no useful answer
@@ -127,7 +128,7 @@ def identity_verdict(records: Sequence[Mapping[str, Any]], ms_per_iter: float | 
     - "recognisable": the mean of the last NOW evaluations has `id_retrieval` >= goal_retrieval (the
       swap is nearer the source than its own dst face in that share of held-back faces) and
       `id_swap_src` <= goal_distance (dlib calls 0.6 "same person"; issue 17 set 0.5 as the goal).
-    - "getting worse": a least-squares line through the last WINDOW evaluations (at least MIN_TREND)
+    - "getting worse": a least-squares line through the last WINDOW evaluations (at least MIN_WORSE)
       rises in `id_swap_src` by >= WORSE_DISTANCE over the window, or falls in `id_retrieval` by
       >= WORSE_RETRIEVAL, with the slope at least twice its standard error. More training will not
       bring back what it is losing, so the message says to roll back or lower the learning rate.
@@ -159,7 +160,7 @@ def identity_verdict(records: Sequence[Mapping[str, Any]], ms_per_iter: float | 
 
     rising = d_trend is not None and d_trend.significant() and d_trend.change >= WORSE_DISTANCE
     falling = r_trend is not None and r_trend.significant() and -r_trend.change >= WORSE_RETRIEVAL
-    if rising or falling:
+    if (rising or falling) and len(window) >= MIN_WORSE:
         first = window[0]
         moved = (f"distance to source rose {first[1]:.2f} -> {dist:.2f}" if rising else
                  f"share nearer the source fell {100 * (r_pts[0][1] or 0):.0f}% -> {100 * (ret or 0):.0f}%")
