@@ -194,11 +194,11 @@ def _poll(ctx: JobContext, count, total: int, message: str):
 def train_job(ws: Workspace, model: str, preset: str | None, overrides: dict[str, Any],
               target_iter: int | None = None, max_iters: int | None = None, device: str = "auto"):
     """`facecast train -w WS -m MODEL ...` with the CLI's quality evaluators; Stop = Ctrl-C (saved)."""
-    from facecast.train.cli import _plateau_message, _quality_evaluators
+    from facecast.quality.guidance import quality_evaluators, training_guidance
     from facecast.train.trainer import train
 
     def target(ctx: JobContext):
-        evaluators = _quality_evaluators(ws.root, model, preset, overrides)
+        evaluators = quality_evaluators(ws.root, model, preset, overrides)
         ema: dict[str, float] = {}
         total = target_iter or _target_of(ws, model) or None
 
@@ -213,8 +213,11 @@ def train_job(ws: Workspace, model: str, preset: str | None, overrides: dict[str
                     max_iters=max_iters, evaluators=evaluators, quiet=True, on_step=on_step)
         data = asdict(res)
         data.pop("events", None)
-        data["plateau"] = _plateau_message(Path(res.model_dir)) or "no plateau yet: training still gains"
-        ctx.log(f"trained to iteration {res.iteration} ({res.stopped or 'end'}); {data['plateau']}")
+        guide = training_guidance(Path(res.model_dir), res.ms_per_iter)
+        data.update(identity=guide["identity"], identity_state=guide["identity_state"],
+                    identity_eta_s=guide["eta_s"], plateau=guide["plateau"])
+        ctx.log(f"trained to iteration {res.iteration} ({res.stopped or 'end'}); identity: {guide['identity']}; "
+                f"plateau: {guide['plateau']}")
         return data
 
     return target

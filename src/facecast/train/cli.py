@@ -25,46 +25,6 @@ def _parse_sets(items: list[str]) -> dict[str, str]:
     return out
 
 
-def _quality_evaluators(workspace: Path, model: str, preset: str | None, overrides: dict) -> list:
-    """Identity of the swap and reconstruction quality, logged into history.jsonl every eval_every its.
-
-    The identity model (dlib's descriptor) is not used in training, so the score cannot be gamed by it."""
-    from facecast.quality.training import default_evaluators
-    from facecast.train.trainer import resolve_options
-    from facecast.workspace import Workspace
-
-    ws = Workspace.open(workspace)
-    try:
-        options, _ = resolve_options(ws.model(model), preset, overrides, repair=False)
-    except FacecastError:
-        return []  # the same error is raised, with its one line, by train() itself
-    return default_evaluators(options.face_type)
-
-
-def _plateau_message(model_dir: Path) -> str | None:
-    """The objective answer to "when should I stop?": no measurable gain over the last window."""
-    import json
-
-    from facecast.quality.training import plateau
-    from facecast.train.options import ModelOptions
-
-    history = model_dir / "history.jsonl"
-    if not history.is_file():
-        return None
-    records = []
-    for line in history.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a line cut by a kill: the rest of the history still counts
-    every = ModelOptions.load(model_dir / "options.json").eval_every or 500
-    for key, window, gain in (("id_swap_src", 5 * every, 0.01), ("dst_loss", max(2000, 5 * every), 0.01)):
-        message = plateau(records, key, window, gain)
-        if message:
-            return message
-    return None
-
-
 def register(app: typer.Typer) -> None:
     @app.command("train")
     def train_cmd(
@@ -97,13 +57,15 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Create or resume a model and train it (Ctrl-C saves). Architecture options are fixed at creation."""
+        from facecast.quality.guidance import quality_evaluators, training_guidance
+        from facecast.train.options import ModelOptions
         from facecast.train.trainer import train
 
         overrides = dict(arch=arch, resolution=resolution, face_type=face_type, ae_dims=ae_dims, e_dims=e_dims,
                          d_dims=d_dims, d_mask_dims=d_mask_dims, batch_size=batch_size, lr=lr, optimizer=optimizer,
                          ct_mode=ct_mode, pretrain=pretrain)
         overrides.update(_parse_sets(set_))
-        evaluators = _quality_evaluators(workspace, model, preset, overrides)
+        evaluators = quality_evaluators(workspace, model, preset, overrides)
         result = train(workspace, model, preset_name=preset, overrides=overrides, device=device,
                        target_iter=target_iter, max_iters=max_iters,
                        max_seconds=None if max_minutes is None else max_minutes * 60, src_faceset=src, dst_faceset=dst,
@@ -112,7 +74,11 @@ def register(app: typer.Typer) -> None:
                        evaluators=evaluators, quiet=quiet or json_out)
         data = asdict(result)
         data.pop("events")
-        data["plateau"] = _plateau_message(Path(result.model_dir)) or "no plateau yet: training still gains"
+        model_dir = Path(result.model_dir)
+        guide = training_guidance(model_dir, result.ms_per_iter,
+                                  ModelOptions.load(model_dir / "options.json").eval_every or None)
+        data.update(identity=guide["identity"], identity_state=guide["identity_state"],
+                    identity_eta_s=guide["eta_s"], identity_eta_iters=guide["eta_iters"], plateau=guide["plateau"])
         summary(data, json_out, quiet, title="training")
 
     @app.command("train-options")

@@ -299,8 +299,20 @@ class _Run:
             opt.step()
 
 
-def _eval_batch(run: _Run, src: Faceset, dst: Faceset) -> EvalBatch:
-    n = min(len(src), len(dst), 4)
+PREVIEW_FACES = 4  # rows of the preview grid
+EVAL_FACES = 12  # held-back faces the evaluators score: id_retrieval moves in steps of 1/12, not 1/4
+
+
+def eval_count(n_faces: int) -> int:
+    """Faces to hold back from a faceset of `n_faces`: up to EVAL_FACES, but never more than a tenth of
+    it (at least PREVIEW_FACES), so a small faceset keeps its training faces."""
+    return max(PREVIEW_FACES, min(EVAL_FACES, n_faces // 10))
+
+
+def _eval_batch(run: _Run, src: Faceset, dst: Faceset, count: int = PREVIEW_FACES) -> EvalBatch:
+    """The model's outputs on the first `count` held-back faces (PREVIEW_FACES for previews, up to
+    EVAL_FACES for the evaluators)."""
+    n = min(len(src), len(dst), count)
     s = torch.from_numpy(src.images[:n]).permute(0, 3, 1, 2).float().div(255).to(run.device)
     d = torch.from_numpy(dst.images[:n]).permute(0, 3, 1, 2).float().div(255).to(run.device)
     run.model.eval()
@@ -346,8 +358,8 @@ def _load_data(ws: Workspace, options: ModelOptions, src_faceset: Path | None, d
     else:
         src_all = load_faceset(Path(src_faceset) if src_faceset else ws.aligned("src"), options, "src faceset", quiet)
         dst_all = load_faceset(Path(dst_faceset) if dst_faceset else ws.aligned("dst"), options, "dst faceset", quiet)
-    src_train, src_eval = held_out(src_all)
-    dst_train, dst_eval = held_out(dst_all)
+    src_train, src_eval = held_out(src_all, count=eval_count(len(src_all)))
+    dst_train, dst_eval = held_out(dst_all, count=eval_count(len(dst_all)))
     return _Data(src_train, src_eval, dst_train, dst_eval)
 
 
@@ -568,7 +580,7 @@ def _finish(run: _Run, stats: LoopStats, steps: _Steps, memory_mb: float, budget
 
 
 def _run_evaluators(run: _Run, evaluators: Sequence[Evaluator], src: Faceset, dst: Faceset) -> None:
-    batch = _eval_batch(run, src, dst)
+    batch = _eval_batch(run, src, dst, EVAL_FACES)
     scores: dict[str, float] = {}
     for fn in evaluators:
         for k, v in fn(batch).items():

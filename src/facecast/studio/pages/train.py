@@ -1,5 +1,6 @@
 """Train page API: start/stop/resume a model (the `facecast train` function), its options, previews and
-curves from the model folder (history.jsonl, previews/preview.png), the plateau verdict, speed and ETA.
+curves from the model folder (history.jsonl, previews/preview.png), the identity verdict ("recognisable /
+not yet / getting worse", with its ETA) and the plateau line of `quality.guidance`, speed and ETA.
 
 Only the options `facecast train-options` calls "changeable on resume" are offered for an existing
 model; the trainer itself refuses the others (one line), so the page cannot get around that rule.
@@ -17,6 +18,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from facecast.errors import FacecastError
+from facecast.quality.guidance import training_guidance
 from facecast.studio import stages
 from facecast.train.options import ARCH_FIXED, PRESETS, ModelOptions, option_help, preset
 
@@ -65,9 +67,13 @@ def _thin(rows: list[dict[str, Any]], n: int = MAX_POINTS) -> list[dict[str, Any
     return [rows[int(i * step)] for i in range(n)] + [rows[-1]]
 
 
-def model_state(app, model: str) -> dict[str, Any]:
-    from facecast.train.cli import _plateau_message
+def _guidance(model_dir: Path, ms: float | None, eval_every: int) -> dict[str, Any]:
+    g = training_guidance(model_dir, ms, eval_every or None)
+    return {"plateau": g["plateau"], "identity": g["identity"], "identity_state": g["identity_state"],
+            "identity_eta_s": g["eta_s"], "identity_eta_iters": g["eta_iters"]}
 
+
+def model_state(app, model: str) -> dict[str, Any]:
     ws, jobs = app.state.workspace, app.state.jobs
     d = ws.model(model)
     exists = (d / "options.json").is_file()
@@ -95,7 +101,7 @@ def model_state(app, model: str) -> dict[str, Any]:
         eta_s=((target - it) * ms / 1000.0) if (ms and target and target > it) else None,
         losses=_thin([{"iter": r["iter"], "src": r["src_loss"], "dst": r["dst_loss"]} for r in losses]),
         evals=_thin(evals), events=events[-20:],
-        plateau=_plateau_message(d) or "no plateau yet: training still gains",
+        **_guidance(d, ms, options.eval_every),
         preview=f"/api/train/preview?model={model}" if preview.is_file() else None,
         preview_mtime=preview.stat().st_mtime if preview.is_file() else None,
         saved_at=state.get("saved_at"),

@@ -94,6 +94,10 @@ function renderState() {
     row('iteration', `${s.iteration}${s.target_iter ? ` / ${s.target_iter}` : ''}`);
     row('speed', s.its_per_s ? `${s.its_per_s.toFixed(2)} it/s (${s.ms_per_iter.toFixed(0)} ms/it)` : '–');
     row('ETA to target', s.target_iter ? (s.iteration >= s.target_iter ? 'reached' : fmtTime(s.eta_s)) : 'no target_iter');
+    row('identity', s.identity || '–');
+    row('ETA to recognisable', s.identity_state === 'recognisable' ? 'reached'
+      : s.identity_eta_s != null ? fmtTime(s.identity_eta_s)
+        : s.identity_eta_iters ? `~${s.identity_eta_iters} iterations` : '–');
     row('plateau', s.plateau);
     row('last save', s.saved_at ? new Date(s.saved_at * 1000).toLocaleTimeString() : '–');
   }
