@@ -3,6 +3,13 @@ real `train()` loop (sample workers, losses, optimizer), against the machine's m
 
     python bench/train_speed.py                 # CPU: df/liae x 64/96/128 x batch 4/8, HALVED SAEHD dims
     python bench/train_speed.py --dims full     # DeepFaceLab's default dims (slow on a CPU)
+    python bench/train_speed.py --vs-port       # side by side with the plain PyTorch port of SAEHD
+
+`--vs-port` (issue 17): DF 64 px, DeepFaceLab's default dims, batch 8, 2 threads; the plain eager port
+(`shared/bench/saehd_plain_port.py`, fp32, RMSprop) and facecast's whole training loop (fp32 with DFL's
+AdaBelief, fp32 with the port's RMSprop, bf16) run alternately, round after round, so load drift hits
+all of them; medians. Goal: facecast fp32 <= 0.62x the port's time (= 1.5x DeepFaceLab, whose own
+graph took 0.86-0.93x the port's time on a quiet Sapphire Rapids machine: 3.60-3.64 s/iteration).
 
 Reported per configuration: ms/iteration, samples/s, model GFLOP per step (counted with torch's
 FlopCounterMode), achieved GFLOP/s, fraction of the measured conv-stack throughput in the same
@@ -88,9 +95,15 @@ def main() -> None:
     ap.add_argument("--precision", default="auto", help="auto (as measured at start-up), fp32, bfloat16")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    ap.add_argument("--vs-port", action="store_true", help="side by side with the plain PyTorch port (see above)")
+    ap.add_argument("--port", default=str(PORT), help="path of saehd_plain_port.py")
+    ap.add_argument("--rounds", type=int, default=2, help="--vs-port: alternating rounds")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.vs_port:
+        vs_port(args)
+        return
 
     from facecast.compute import choose_device
     from facecast.train.archs.registry import build_model
@@ -140,6 +153,65 @@ def main() -> None:
     results = _results(choice, amp, args, peak, peak_fp32, rows, t0, partial=False)
     print_table(rows, f"train speed ({choice.device}, {amp or 'fp32'}, {args.dims} dims, conv peak {peak:.0f} GFLOP/s)")
     print("->", write_results("train_speed", results))
+
+
+PORT = Path(__file__).resolve().parents[2] / "shared" / "bench" / "saehd_plain_port.py"
+DFL_ANCHOR = {"dfl_s_per_iter": [3.60, 3.64], "port_s_per_iter": 3.88, "machine": "quiet 2-core Sapphire Rapids (AMX)",
+              "source": "issue 17: DeepFaceLab's own graph, TensorFlow 2.21, fp32, AdaBelief, 2 threads"}
+
+
+def vs_port(args) -> None:
+    """Alternate the port and facecast's loop; print one side-by-side row per facecast variant."""
+    import json
+    import statistics
+    import subprocess
+
+    from facecast.provenance.consent import add_consent
+    from facecast.train.testdata import make_faceset
+    from facecast.train.trainer import train
+    from facecast.workspace import Workspace
+
+    port = Path(args.port)
+    if not port.is_file():
+        raise SystemExit(f"error: {port} not found; pass --port PATH")
+    threads = args.threads or 2
+    torch.set_num_threads(threads)
+    steps = max(3, args.iters)
+    variants = {"facecast fp32, AdaBelief (DFL's default)": dict(optimizer="adabelief", precision="fp32"),
+                "facecast fp32, RMSprop (the port's)": dict(optimizer="rmsprop", precision="fp32"),
+                "facecast bf16, AdaBelief": dict(optimizer="adabelief", precision="bfloat16")}
+    times: dict[str, list[float]] = {"plain port (eager PyTorch, fp32, RMSprop)": []}
+    times.update({k: [] for k in variants})
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = Workspace.open(Path(tmp) / "ws", create=True)
+        add_consent(ws, "sample", "bundled public-domain/test photos, benchmark only", "facecast bench", src=True)
+        make_faceset(ws.aligned("src"), "einstein", 24, size=128)
+        make_faceset(ws.aligned("dst"), "takeo", 24, size=128, seed=1)
+        for rnd in range(args.rounds):
+            out = Path(tmp) / f"port{rnd}.json"
+            subprocess.run([sys.executable, str(port), "--archi", "df", "--res", "64", "--bs", "8", "--threads",
+                            str(threads), "--warmup", "2", "--steps", str(steps), "--json_out", str(out)],
+                           check=True, capture_output=True)
+            times["plain port (eager PyTorch, fp32, RMSprop)"].append(json.loads(out.read_text())["median_s"])
+            for name, v in variants.items():
+                r = train(ws, f"m{rnd}-{v['optimizer']}-{v['precision']}", "saehd",
+                          overrides=dict(arch="df", resolution=64, batch_size=8, optimizer=v["optimizer"],
+                                         num_workers=1, preview_every=0, eval_every=0, **DIMS["full"]),
+                          max_iters=steps + 1, quiet=True, precision=v["precision"])
+                times[name].append(r.ms_per_iter / 1000)
+            print(f"round {rnd + 1}/{args.rounds}: " + ", ".join(f"{k.split(' (')[0]} {v[-1]:.2f} s" for k, v in times.items()), flush=True)
+    port_s = statistics.median(times["plain port (eager PyTorch, fp32, RMSprop)"])
+    rows = [{"implementation": k, "s_per_iter": round(statistics.median(v), 3), "vs_port": round(statistics.median(v) / port_s, 3),
+             "runs": [round(x, 3) for x in v]} for k, v in times.items()]
+    rows.append({"implementation": "DeepFaceLab's graph (anchor, issue 17, other machine)", "s_per_iter": None,
+                 "vs_port": "0.86-0.93", "runs": DFL_ANCHOR["dfl_s_per_iter"]})
+    print_table(rows, f"SAEHD DF 64 px, DFL default dims, batch 8, {threads} threads; goal: facecast fp32 <= 0.62x the port")
+    print("->", write_results("train_speed_vs_port", {
+        "rows": rows, "goal_fp32_vs_port": 0.62, "dfl_anchor": DFL_ANCHOR, "threads": threads, "steps": steps,
+        "rounds": args.rounds, "wall_s": round(time.perf_counter() - t0, 1),
+        "note": "port: median of its timed steps on a fixed batch (no sample loading); facecast: ms/iteration of "
+                "the real train() loop after its warm-up step, sample worker included"}))
 
 
 def _results(choice, amp, args, peak: float, peak_fp32: float, rows: list[dict], t0: float, partial: bool) -> dict:

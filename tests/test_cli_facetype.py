@@ -27,6 +27,8 @@ def test_extract_default_is_what_the_presets_train():
     assert '"whole_face"' in inspect.getsource(faces_cli)  # the CLI default of --face-type
     for name in ("saehd", "tiny"):
         assert preset(name).face_type == "whole_face"
+    for name in ("cpu", "quick96"):  # narrower crops, cut from the default faceset when it loads
+        assert covers("whole_face", preset(name).face_type)
 
 
 def test_covers_is_containment():

@@ -98,3 +98,22 @@ def test_tiny_preset_is_cpu_sized():
     model = build_model(preset("tiny"))
     n = sum(p.numel() for p in model.parameters())
     assert 200_000 < n < 2_000_000
+
+
+def test_cpu_preset_is_the_measured_quick_recipe():
+    """The `cpu` preset is what bench/first_swap.py measured: DF at 64 px on the full-face crop, decoders
+    wide enough for an identity, no random warp; a training step at batch 8 stays CPU-sized."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from facecast.faces.facetype import covers
+
+    opts = preset("cpu")
+    assert (opts.arch, opts.resolution, opts.face_type, opts.random_warp) == ("df", 64, "full", False)
+    assert covers("whole_face", opts.face_type)  # extract's default faceset trains without re-extracting
+    model = build_model(opts)
+    n = sum(p.numel() for p in model.parameters())
+    assert 4_000_000 < n < 20_000_000
+    x = torch.rand(1, 3, 64, 64)
+    with FlopCounterMode(display=False) as fc:
+        model.forward_train(x, x)
+    assert fc.get_total_flops() * 3 * opts.batch_size < 300e9  # fwd+bwd per step, GFLOP-sized for 2 cores

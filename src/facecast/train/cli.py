@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
     def train_cmd(
         workspace: WorkspaceOpt,
         model: Annotated[str, typer.Option("--model", "-m", help="Model name: folder model/<NAME>/ (created or resumed).")],
-        preset: Annotated[Optional[str], typer.Option(help="Starting options for a NEW model: tiny, quick96 or saehd (default saehd).")] = None,
+        preset: Annotated[Optional[str], typer.Option(help="Starting options for a NEW model: cpu (a first likeness in minutes on a CPU), tiny, quick96 or saehd (default saehd: GPU-sized).")] = None,
         arch: Annotated[Optional[str], typer.Option(help=f"df or liae with flags -u -d -t, e.g. liae-ud {FIXED}")] = None,
         resolution: Annotated[Optional[int], typer.Option(help=f"Face size in px, multiple of 16 (32 with -d) {FIXED}")] = None,
         face_type: Annotated[Optional[str], typer.Option(help=f"half, mid_half, full, whole_face, head {FIXED}")] = None,
@@ -83,7 +83,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("train-options")
     def options_cmd(
-        preset: Annotated[str, typer.Option(help="Show this preset's values: tiny, quick96, saehd.")] = "saehd",
+        preset: Annotated[str, typer.Option(help="Show this preset's values: cpu, tiny, quick96, saehd.")] = "saehd",
         quiet: QuietOpt = False,
         json_out: JsonOpt = False,
     ) -> None:

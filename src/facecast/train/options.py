@@ -187,7 +187,8 @@ def _coerce(key: str, value: Any, current: Any) -> Any:
 
 
 def preset(name: str) -> ModelOptions:
-    """Named starting points: `saehd` (DFL defaults), `quick96` (DFL's Quick96), `tiny` (CPU tests/demo)."""
+    """Named starting points: `saehd` (DFL defaults), `quick96` (DFL's Quick96), `cpu` (a first likeness in
+    minutes on a CPU), `tiny` (tests and the demo)."""
     name = name.lower()
     if name == "saehd":
         return ModelOptions().validate()
@@ -202,10 +203,23 @@ def preset(name: str) -> ModelOptions:
                             d_dims=6, d_mask_dims=4, batch_size=4, optimizer="adamw", lr=5e-4,
                             gan_patch_size=8, gan_dims=8, preview_every=100, eval_every=100,
                             save_minutes=5, num_workers=0).validate()
-    raise FacecastError(f"unknown preset {name!r}: choose saehd, quick96 or tiny")
+    if name == "cpu":
+        # A first recognisable swap within minutes on a CPU (issue 17; bench/first_swap.py measures it):
+        # DF at 64 px on the full-face crop (identity needs the pixels a whole_face crop spends on
+        # forehead and hair), decoders wide enough to hold an identity (tiny's d_dims 6 gave a blob),
+        # no random warp (it teaches generalisation but delays the first likeness several-fold), AdamW at
+        # 5e-4 with gradient clipping (without it the src decoder collapsed to a flat grey face when the
+        # loss left its first plateau, ~270 iterations in; 1e-3 collapsed it even with clipping, 2e-4
+        # stayed on the plateau twice as long), batch 4 (1.8x the iterations per minute of batch 8 for
+        # nearly the same progress per iteration).
+        return ModelOptions(arch="df", resolution=64, face_type="full", ae_dims=128, e_dims=32, d_dims=32,
+                            d_mask_dims=8, batch_size=4, random_warp=False, clip_grad=True, optimizer="adamw",
+                            lr=5e-4, gan_patch_size=8, gan_dims=8, preview_every=200, eval_every=200,
+                            save_minutes=5, num_workers=1).validate()
+    raise FacecastError(f"unknown preset {name!r}: choose {', '.join(PRESETS)}")
 
 
-PRESETS = ("saehd", "quick96", "tiny")
+PRESETS = ("saehd", "quick96", "cpu", "tiny")
 
 
 def changed_fixed_options(saved: ModelOptions, requested: dict[str, Any]) -> list[str]:
