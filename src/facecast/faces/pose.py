@@ -11,14 +11,18 @@ perspective solvePnP buys nothing but a guessed camera; the orthographic fit nee
   average 90 mm outer-canthus distance. The model is exactly left/right symmetric.
 * For a candidate (yaw, pitch) the model is rotated and projected orthographically; a 2-D similarity
   (Procrustes, no reflection) onto the observed points then gives scale, translation and **roll** in
-  closed form, and the residual. Yaw and pitch minimise that residual (scipy least squares, two starts).
+  closed form, and the residual. Yaw and pitch minimise that residual: a 5-degree grid over the whole
+  range (so no local minimum traps a turned head), then damped Gauss-Newton from the best grid point.
+  Everything is vectorised numpy: this runs once per extracted face, and the former scipy
+  `least_squares` with three starts cost 11-20 ms per face (a fifth of extraction's CPU per 720p
+  frame) and ~1.9 s of import in every extract worker.
   Because the Procrustes residual is invariant to in-plane rotation, rotating the landmarks by theta
   leaves yaw and pitch unchanged and adds exactly theta to roll: roll *is* the in-plane rotation.
 
 Conventions (image coordinates, y down): yaw > 0 when the nose points to the image's right (the person
 turns to their left); pitch > 0 when the face looks up; roll > 0 when the face is rotated clockwise on
 screen. Mirroring the landmarks (x -> -x with MIRROR_68) negates yaw and roll and keeps pitch.
-Cost: ~1 ms per face.
+Cost: well under 1 ms per face.
 """
 
 from __future__ import annotations
@@ -26,7 +30,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.optimize import least_squares
 
 from facecast.errors import FacecastError
 from facecast.faces.facetype import MEAN_FACE_68, MIRROR_68
@@ -62,6 +65,8 @@ def _model_3d() -> np.ndarray:
 
 
 MODEL_3D = _model_3d()  # 68x3, x right, y down, z toward the camera
+_MODEL_C = MODEL_3D - MODEL_3D.mean(0)  # centred: a projection of it is centred too
+_GRAM = _MODEL_C.T @ _MODEL_C
 
 
 def _rotation(yaw: float, pitch: float) -> np.ndarray:
@@ -86,6 +91,69 @@ def _procrustes(model2d: np.ndarray, obs: np.ndarray) -> tuple[float, np.ndarray
     return angle, np.concatenate([res.real, res.imag])
 
 
+_LIM = math.radians(89.0)
+_GRID = np.radians(np.arange(-85.0, 85.1, 5.0))  # 35 x 35 poses: one (68 x 1225) product
+
+
+def _residuals(yaw: np.ndarray, pitch: np.ndarray, zb: np.ndarray) -> np.ndarray:
+    """(N,136) Procrustes residuals (real, imaginary) of the model at N poses against centred points zb.
+
+    Only the first two rows of Ry(yaw) Rx(pitch) matter for an orthographic image: x' = (cy, sy sp, sy cp)
+    and y' = (0, cp, -sp) applied to the model's (x, y, z)."""
+    cy, sy, cp, sp = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch)
+    rx = np.stack([cy, sy * sp, sy * cp])  # (3, N)
+    ry = np.stack([np.zeros_like(yaw), cp, -sp])
+    za = (_MODEL_C @ rx) + 1j * (_MODEL_C @ ry)  # (68, N), centred because the model is
+    c = (np.conj(za) * zb[:, None]).sum(0)  # optimal scale x rotation, in closed form
+    fit = za * (c / np.maximum((za.real**2 + za.imag**2).sum(0), 1e-12))
+    res = zb[:, None] - fit
+    return np.concatenate([res.real, res.imag], 0).T
+
+
+def _grid_cost(yaw: np.ndarray, pitch: np.ndarray, zb: np.ndarray) -> np.ndarray:
+    """The residual's squared norm at N poses without the 68 points: with X = M rx, Y = M ry (M the
+    centred model), the optimal similarity leaves |b|^2 - |sum conj(X + iY) b|^2 / sum(X^2 + Y^2), and
+    both sums reduce to 3-vectors (M^T b) and the 3x3 Gram matrix M^T M, computed once."""
+    cy, sy, cp, sp = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch)
+    rx = np.stack([cy, sy * sp, sy * cp])
+    ry = np.stack([np.zeros_like(yaw), cp, -sp])
+    u, v = _MODEL_C.T @ zb.real, _MODEL_C.T @ zb.imag
+    cr = u @ rx + v @ ry
+    ci = v @ rx - u @ ry
+    norm = (rx * (_GRAM @ rx)).sum(0) + (ry * (_GRAM @ ry)).sum(0)
+    return float((np.abs(zb) ** 2).sum()) - (cr**2 + ci**2) / np.maximum(norm, 1e-12)
+
+
+def _fit(zb: np.ndarray) -> tuple[float, float]:
+    """(yaw, pitch) in radians minimising the residual: grid, then damped Gauss-Newton."""
+    gy, gp = np.meshgrid(_GRID, _GRID, indexing="ij")
+    cost = _grid_cost(gy.ravel(), gp.ravel(), zb)
+    x = np.array([gy.ravel()[int(cost.argmin())], gp.ravel()[int(cost.argmin())]])
+    best = float(cost.min())
+    h, lam = 1e-6, 1e-6
+    steps = np.array([[0.0, 0.0], [h, 0.0], [-h, 0.0], [0.0, h], [0.0, -h]])
+    for _ in range(30):
+        pts = x + steps
+        r = _residuals(pts[:, 0], pts[:, 1], zb)
+        jac = np.stack([(r[1] - r[2]) / (2 * h), (r[3] - r[4]) / (2 * h)], 1)
+        jtj, jtr = jac.T @ jac, jac.T @ r[0]
+        while True:
+            delta = -np.linalg.solve(jtj + lam * np.diag(np.diag(jtj) + 1e-12), jtr)
+            cand = np.clip(x + delta, -_LIM, _LIM)
+            c = float((_residuals(cand[:1], cand[1:], zb) ** 2).sum())
+            if c <= best:
+                lam = max(lam / 10, 1e-9)
+                break
+            lam *= 10
+            if lam > 1e6:
+                return float(x[0]), float(x[1])
+        moved = float(np.abs(cand - x).max())
+        x, best = cand, c
+        if moved < 1e-9:
+            break
+    return float(x[0]), float(x[1])
+
+
 def estimate_pose(landmarks68: np.ndarray) -> dict[str, float]:
     """Yaw, pitch and roll in degrees for one face's 68 landmarks (any pixel coordinates)."""
     lm = np.asarray(landmarks68, dtype=np.float64)
@@ -95,18 +163,7 @@ def estimate_pose(landmarks68: np.ndarray) -> dict[str, float]:
     if size < 1e-6:
         raise FacecastError("pose needs landmarks that are not all at one point")
     obs = (lm - lm.mean(0)) / size  # scale-free, so the residual tolerance means the same everywhere
-
-    def residual(p: np.ndarray) -> np.ndarray:
-        proj = (MODEL_3D @ _rotation(p[0], p[1]).T)[:, :2]
-        return _procrustes(proj, obs)[1]
-
-    best = None
-    lim = math.radians(89.0)
-    for start in ((0.0, 0.0), (0.6, 0.0), (-0.6, 0.0)):
-        sol = least_squares(residual, np.array(start), bounds=([-lim, -lim], [lim, lim]), xtol=1e-10)
-        if best is None or sol.cost < best.cost - 1e-12:
-            best = sol
-    yaw, pitch = float(best.x[0]), float(best.x[1])
+    yaw, pitch = _fit(obs[:, 0] + 1j * obs[:, 1])
     roll = _procrustes((MODEL_3D @ _rotation(yaw, pitch).T)[:, :2], obs)[0]
     return {"yaw": math.degrees(yaw), "pitch": math.degrees(pitch), "roll": math.degrees(roll)}
 
