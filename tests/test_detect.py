@@ -206,3 +206,9 @@ def test_pose_rejects_bad_input():
         estimate_pose(np.zeros((5, 2)))
     with pytest.raises(FacecastError):
         estimate_pose(np.zeros((68, 2)))
+
+
+def test_detector_models_load_once_whichever_way_it_is_asked_for():
+    from facecast.faces.detect import DEFAULT_BACKEND, get_detector
+
+    assert get_detector() is get_detector(DEFAULT_BACKEND) is get_detector(name=DEFAULT_BACKEND)

@@ -152,11 +152,18 @@ BACKENDS = {"mediapipe+dlib": MediapipeDlibDetector}
 DEFAULT_BACKEND = "mediapipe+dlib"
 
 
-@lru_cache(maxsize=None)
 def get_detector(name: str = DEFAULT_BACKEND) -> FaceDetector:
-    """The process-wide instance of a backend (models load once per process)."""
+    """The process-wide instance of a backend (models load once per process).
+
+    The cache sits behind this function, keyed on the name alone: an lru_cache on this signature keyed
+    `get_detector()` and `get_detector("mediapipe+dlib")` apart and loaded every model twice."""
     if name not in BACKENDS:
         raise FacecastError(f"unknown detector {name!r}: choose one of {', '.join(BACKENDS)}")
+    return _instance(name)
+
+
+@lru_cache(maxsize=None)
+def _instance(name: str) -> FaceDetector:
     return BACKENDS[name]()
 
 
