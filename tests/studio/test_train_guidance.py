@@ -58,3 +58,18 @@ def test_train_job_logs_the_identity_verdict(workspace):
     data = target(ctx)
     assert data["identity_state"] == "not yet" and "identity_eta_s" in data
     assert logs and "identity: not yet recognisable: distance to source" in logs[-1] and "plateau: " in logs[-1]
+
+
+def test_new_model_defaults_to_the_preset_for_this_machine_and_keeps_its_face_type(workspace):
+    """No GPU here, so the page offers the cpu preset; with whole_face faces in the workspace the cpu
+    preset keeps its full-face crop (the trainer cuts it from the wider faces)."""
+    from facecast.train.testdata import make_faceset
+
+    make_faceset(workspace.aligned("src"), "einstein", 3, size=64)  # whole_face faces
+    with api_client(workspace) as client:
+        state = client.get("/api/train/state").json()
+        assert state["recommended_preset"] == "cpu" and "cpu" in state["presets"]
+        assert client.get("/api/train/preset?name=cpu").json()["face_type"] == "full"
+        assert client.get("/api/train/preset?name=saehd").json()["face_type"] == "whole_face"
+    js = (Path(__file__).parents[2] / "src/facecast/studio/static/train.js").read_text()
+    assert "ST.recommended_preset" in js

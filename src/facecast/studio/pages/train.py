@@ -117,7 +117,7 @@ def state(request: Request, model: str | None = None) -> dict[str, Any]:
         model = max(models, key=lambda m: m["iteration"])["name"]
     kinds = option_help()
     return {
-        "models": models, "presets": list(PRESETS),
+        "models": models, "presets": list(PRESETS), "recommended_preset": recommended_preset(),
         "option_kinds": kinds, "fixed": list(ARCH_FIXED),
         "state": model_state(request.app, _model_name(model)) if model else None,
     }
@@ -156,11 +156,23 @@ def faceset_face_type(ws) -> str | None:
 
 
 @router.get("/api/train/preset")
-def preset_options(request: Request, name: str = "tiny") -> dict[str, Any]:
-    """A preset's options, with face_type set to the workspace faces' type (the trainer requires it)."""
+def preset_options(request: Request, name: str = "cpu") -> dict[str, Any]:
+    """A preset's options; its face type is kept when the workspace's faces cover it (the trainer crops
+    them, e.g. whole_face faces for the cpu preset's full), else it becomes the faces' own type."""
+    from facecast.faces.facetype import covers
+
     options = asdict(preset(name))
-    options["face_type"] = faceset_face_type(request.app.state.workspace) or options["face_type"]
+    have = faceset_face_type(request.app.state.workspace)
+    if have and not covers(have, options["face_type"]):
+        options["face_type"] = have
     return options
+
+
+def recommended_preset() -> str:
+    """saehd where a GPU trains, cpu elsewhere (what the README recommends)."""
+    from facecast.compute import choose_device
+
+    return "saehd" if choose_device("auto").device.startswith("cuda") else "cpu"
 
 
 @router.post("/api/train/start")

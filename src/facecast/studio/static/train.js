@@ -143,7 +143,7 @@ async function refresh(name = model) {
   if (ST.state) { model = ST.state.model; sel.value = model; }
   if (!$('preset').children.length) {
     for (const p of ST.presets) $('preset').appendChild(el('option', { value: p }, p));
-    $('preset').value = 'tiny';
+    $('preset').value = ST.recommended_preset || 'cpu';
   }
   const key = `${model}:${ST.state && ST.state.exists}`;
   if (optionsShownFor !== key) {
