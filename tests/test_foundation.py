@@ -29,6 +29,7 @@ def test_doctor_on_this_cpu_machine(tmp_path):
     report = json.loads(out)
     assert report["device"] in ("cpu", "cuda:0", "mps")
     assert report["device reason"]
+    assert ("--preset saehd" if report["device"].startswith("cuda") else "--preset cpu") in report["training preset"]
     assert report["video encoders"]["libx264"] == "yes"
     assert report["free disk (GB)"] > 0
 

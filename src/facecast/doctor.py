@@ -42,6 +42,8 @@ class DoctorReport:
             "precision": self.precision,
             "training precision per model": self.model_precisions or "no trained model in this workspace",
             "device usable": self.device_ok,
+            "training preset": ("--preset saehd (a GPU trains)" if self.device.startswith("cuda")
+                                else "--preset cpu (a first likeness in minutes without a GPU; saehd is GPU-sized)"),
             "video encoders": {k: ("yes" if v else "no") for k, v in self.encoders.items()},
             "workspace": self.workspace,
             "free disk (GB)": self.free_disk_gb,
