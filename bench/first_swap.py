@@ -92,12 +92,13 @@ def predicted(ws, model: str) -> dict:
     return {k: s.get(k) for k in ("id_to_src", "id_to_dst", "retrieval", "expression_error", "faces")}
 
 
-def merged_score(ws, model: str) -> dict:
+def merged_score(ws, model: str, settings: dict | None = None) -> dict:
     from facecast.merge.merger import merge
+    from facecast.merge.settings import MergeSettings
     from facecast.quality.score import ScoreSettings, score
     from facecast.train.predict import load_predictor
 
-    merge(ws, model, None, load_predictor(ws.model(model), device="cpu"), quiet=True)
+    merge(ws, model, MergeSettings(**settings) if settings else None, load_predictor(ws.model(model), device="cpu"), quiet=True)
     s = score(ws, model, ScoreSettings(model_name=model, source="merged"), quiet=True)["summary"]
     return {k: s.get(k) for k in ("id_to_src", "id_to_dst", "retrieval", "expression_error", "faces")}
 
@@ -158,6 +159,9 @@ def run_pair(key: str, pair: dict, args, out: Path) -> dict:
                 break
     final = dict(curve[-1]) if curve else merged_score(ws, "m")
     final["predicted_on_aligned"] = predicted(ws, "m")  # for comparison: the same model on the aligned squares
+    # the merge's default colour transfer (rct, as DeepFaceLab's) matches the face's contrast to dst's,
+    # which also flattens the source's skin texture: the same model merged without it, for comparison
+    final["merged_without_colour_transfer"] = merged_score(ws, "m", {"color_transfer": "none"})
     paste = paste_reference(ws, pair["src"].photo, out / f"pair_{key}_paste")
     ratio = (final["expression_error"] / paste["expression_error"]) if final.get("expression_error") and paste.get("expression_error") else None
     result = {
@@ -205,9 +209,10 @@ def main() -> None:
         for c in r["curve"]:
             rows.append({"pair": f"{r['pair']} ({r['role']})", **{k: c[k] for k in ("minutes", "iteration", "id_to_src", "retrieval", "expression_error")}})
         f = r["final_merged"]
-        rows.append({"pair": f"{r['pair']} merged", "minutes": r["curve"][-1]["minutes"] if r["curve"] else None,
-                     "iteration": r["curve"][-1]["iteration"] if r["curve"] else None, "id_to_src": f["id_to_src"],
-                     "retrieval": f["retrieval"], "expression_error": f["expression_error"]})
+        for label, sub in (("aligned", f["predicted_on_aligned"]), ("merged, no colour transfer", f["merged_without_colour_transfer"])):
+            rows.append({"pair": f"{r['pair']} {label}", "minutes": r["curve"][-1]["minutes"] if r["curve"] else None,
+                         "iteration": r["curve"][-1]["iteration"] if r["curve"] else None, "id_to_src": sub["id_to_src"],
+                         "retrieval": sub["retrieval"], "expression_error": sub["expression_error"]})
         p = r["paste_reference"]
         rows.append({"pair": f"{r['pair']} paste", "minutes": None, "iteration": None, "id_to_src": p["id_to_src"],
                      "retrieval": p["retrieval"], "expression_error": p["expression_error"]})
