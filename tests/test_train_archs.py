@@ -117,3 +117,14 @@ def test_cpu_preset_is_the_measured_quick_recipe():
     with FlopCounterMode(display=False) as fc:
         model.forward_train(x, x)
     assert fc.get_total_flops() * 3 * opts.batch_size < 300e9  # fwd+bwd per step, GFLOP-sized for 2 cores
+
+
+def test_learning_rate_warm_up_ramps_then_holds():
+    from facecast.train.trainer import warmup_factor
+
+    opts = preset("tiny").with_overrides({"lr_warmup_iters": 4})
+    assert [warmup_factor(opts, i) for i in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert warmup_factor(preset("tiny"), 0) == 1.0  # off by default: DeepFaceLab's constant rate
+    assert preset("cpu").lr_warmup_iters > 0
+    with pytest.raises(FacecastError, match="lr_warmup_iters"):
+        preset("tiny").with_overrides({"lr_warmup_iters": -1})

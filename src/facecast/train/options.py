@@ -55,6 +55,7 @@ class ModelOptions:
     lr_dropout: float = 0.0  # DFL's "lr_dropout": fraction of weight updates dropped each step
     optimizer: str = "adabelief"
     lr: float = 5e-5
+    lr_warmup_iters: int = 0  # the learning rate ramps linearly up to lr over this many iterations (0 = off)
     gan_power: float = 0.0
     gan_patch_size: int = 16  # DFL default resolution // 8
     gan_dims: int = 16
@@ -97,6 +98,8 @@ class ModelOptions:
             raise FacecastError(f"option lr_dropout={self.lr_dropout} must be in [0, 1)")
         if self.lr <= 0:
             raise FacecastError(f"option lr={self.lr} must be positive")
+        if self.lr_warmup_iters < 0:
+            raise FacecastError(f"option lr_warmup_iters={self.lr_warmup_iters} must be >= 0")
         if self.gan_power > 0 and not 3 <= self.gan_patch_size <= self.resolution:
             raise FacecastError(f"option gan_patch_size={self.gan_patch_size} must be in [3, resolution]")
         for name in ("random_hsv_power", "true_face_power", "face_style_power", "bg_style_power", "gan_power"):
@@ -211,10 +214,11 @@ def preset(name: str) -> ModelOptions:
         # 5e-4 with gradient clipping (without it the src decoder collapsed to a flat grey face when the
         # loss left its first plateau, ~270 iterations in; 1e-3 collapsed it even with clipping, 2e-4
         # stayed on the plateau twice as long), batch 4 (1.8x the iterations per minute of batch 8 for
-        # nearly the same progress per iteration).
+        # nearly the same progress per iteration), and a 200-iteration warm-up of the rate (without it the
+        # dst decoder of a bright, white-haired dst face saturated to all-white in the first ~40 steps).
         return ModelOptions(arch="df", resolution=64, face_type="full", ae_dims=128, e_dims=32, d_dims=32,
                             d_mask_dims=8, batch_size=4, random_warp=False, clip_grad=True, optimizer="adamw",
-                            lr=5e-4, gan_patch_size=8, gan_dims=8, preview_every=200, eval_every=200,
+                            lr=5e-4, lr_warmup_iters=200, gan_patch_size=8, gan_dims=8, preview_every=200, eval_every=200,
                             save_minutes=5, num_workers=1).validate()
     raise FacecastError(f"unknown preset {name!r}: choose {', '.join(PRESETS)}")
 

@@ -63,6 +63,15 @@ class TrainResult:
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
+def warmup_factor(options: ModelOptions, iteration: int) -> float:
+    """Factor on the learning rate during the warm-up: (iteration + 1) / lr_warmup_iters, then 1.
+
+    Why: at the cpu preset's high rate a decoder's sigmoid output could saturate in the first few dozen
+    steps (a bright face: all white) and never recover; a short ramp lets the output layer settle first."""
+    n = options.lr_warmup_iters
+    return 1.0 if n <= 0 else min(1.0, (max(iteration, 0) + 1) / n)
+
+
 def _responsible_checks(ws: Workspace) -> None:
     """Before any work: a valid consent record for the workspace's source person (raises ConsentError).
 
@@ -162,9 +171,11 @@ class _Run:
         return out
 
     def set_lr(self) -> None:
+        """lr x the guard's rollback scale x the warm-up ramp at the current iteration."""
+        lr = self.options.lr * float(self.state.get("lr_scale", 1.0)) * warmup_factor(self.options, self.state["iteration"])
         for opt in self.opts.values():
             for g in opt.param_groups:
-                g["lr"] = self.options.lr * float(self.state.get("lr_scale", 1.0))
+                g["lr"] = lr
 
     # -- checkpoints --------------------------------------------------------------------------------
     def save(self, reason: str) -> None:
@@ -447,6 +458,8 @@ def _add_hooks(loop: Loop, run: _Run, steps: _Steps, evaluators: Sequence[Evalua
 
     def on_iteration(it: int, out: StepOut) -> None:
         run.state["iteration"] = it
+        if it <= o.lr_warmup_iters:
+            run.set_lr()  # the ramp's next step (a no-op once it is over)
         if it % max(1, log_every) == 0:
             run.history_buffer.append({"iter": it, "src_loss": round(out.losses["src"], 6),
                                        "dst_loss": round(out.losses["dst"], 6), "ms": round(out.seconds * 1000, 2),
