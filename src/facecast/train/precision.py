@@ -4,7 +4,7 @@ Why stored: a CPU's bf16-vs-fp32 answer measured under load flips from run to ru
 one machine), and a resumed model that switches precision changes speed by 2x or more for no reason
 the user can see. So the first run of a model (or `--remeasure-precision`) measures one real training
 step of this model on a real batch both ways (`compute.compare_precisions`: warm-up, interleaved
-repeats, medians, a 1.3x margin for bf16), and `state.json` keeps the answer and its reason. Every
+repeats, medians, a 1.2x margin for bf16), and `state.json` keeps the answer and its reason. Every
 later run uses the stored answer unless the user names a precision or asks to measure again.
 """
 
