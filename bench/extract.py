@@ -115,7 +115,8 @@ def _stage_profile(size: tuple[int, int], n: int = 48) -> dict:
 
     from facecast.faces.align import align_face
     from facecast.faces.detect import FaceFollower
-    from facecast.faces.extract import _read_frame, _write_one, sharpness
+    from facecast.faces.extract import _read_frame, _write_one
+    from facecast.imaging.sharpness import face_sharpness
     from facecast.faces.framegate import SampledGate
     from facecast.faces.pose import estimate_pose
     from facecast.media.images import write_image
@@ -155,7 +156,8 @@ def _stage_profile(size: tuple[int, int], n: int = 48) -> dict:
             estimate_pose(faces[0].landmarks)
             c, t = time.process_time(), c
             steps["(of which pose)"] += c - t
-            sharpness(align_face(image, faces[0].landmarks, "full", 512)[0])
+            face, _mat, lm_al = align_face(image, faces[0].landmarks, "full", 512)
+            face_sharpness(face, lm_al)
             steps["(of which align+sharpness)"] += time.process_time() - c
     out = {k: round(1000 * v / n, 1) for k, v in steps.items()}
     out["total"] = round(sum(v for k, v in out.items() if not k.startswith("(")), 1)
