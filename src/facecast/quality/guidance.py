@@ -86,6 +86,13 @@ def training_guidance(model_dir: Path, ms_per_iter: float | None = None,
     return guidance_from_records(read_history(model_dir), ms_per_iter, eval_every)
 
 
+def summary_fields(guide: Mapping[str, Any]) -> dict[str, Any]:
+    """The guidance as the CLI summary, the studio page and the studio job show it (ETA keys prefixed:
+    the page's own `eta_s` is the time to target_iter)."""
+    return {"identity": guide["identity"], "identity_state": guide["identity_state"],
+            "identity_eta_s": guide["eta_s"], "identity_eta_iters": guide["eta_iters"], "plateau": guide["plateau"]}
+
+
 def quality_evaluators(workspace: Path, model: str, preset: str | None, overrides: dict) -> list:
     """Identity of the swap and reconstruction quality, for the trainer's evaluation hook (logged into
     history.jsonl every eval_every iterations), with the face type the model trains on.

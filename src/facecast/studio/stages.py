@@ -194,7 +194,7 @@ def _poll(ctx: JobContext, count, total: int, message: str):
 def train_job(ws: Workspace, model: str, preset: str | None, overrides: dict[str, Any],
               target_iter: int | None = None, max_iters: int | None = None, device: str = "auto"):
     """`facecast train -w WS -m MODEL ...` with the CLI's quality evaluators; Stop = Ctrl-C (saved)."""
-    from facecast.quality.guidance import quality_evaluators, training_guidance
+    from facecast.quality.guidance import quality_evaluators, summary_fields, training_guidance
     from facecast.train.trainer import train
 
     def target(ctx: JobContext):
@@ -214,8 +214,7 @@ def train_job(ws: Workspace, model: str, preset: str | None, overrides: dict[str
         data = asdict(res)
         data.pop("events", None)
         guide = training_guidance(Path(res.model_dir), res.ms_per_iter)
-        data.update(identity=guide["identity"], identity_state=guide["identity_state"],
-                    identity_eta_s=guide["eta_s"], plateau=guide["plateau"])
+        data.update(summary_fields(guide))
         ctx.log(f"trained to iteration {res.iteration} ({res.stopped or 'end'}); identity: {guide['identity']}; "
                 f"plateau: {guide['plateau']}")
         return data

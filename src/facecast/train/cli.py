@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Create or resume a model and train it (Ctrl-C saves). Architecture options are fixed at creation."""
-        from facecast.quality.guidance import quality_evaluators, training_guidance
+        from facecast.quality.guidance import quality_evaluators, summary_fields, training_guidance
         from facecast.train.options import ModelOptions
         from facecast.train.trainer import train
 
@@ -77,8 +77,7 @@ def register(app: typer.Typer) -> None:
         model_dir = Path(result.model_dir)
         guide = training_guidance(model_dir, result.ms_per_iter,
                                   ModelOptions.load(model_dir / "options.json").eval_every or None)
-        data.update(identity=guide["identity"], identity_state=guide["identity_state"],
-                    identity_eta_s=guide["eta_s"], identity_eta_iters=guide["eta_iters"], plateau=guide["plateau"])
+        data.update(summary_fields(guide))
         summary(data, json_out, quiet, title="training")
 
     @app.command("train-options")

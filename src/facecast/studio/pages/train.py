@@ -8,7 +8,6 @@ model; the trainer itself refuses the others (one line), so the page cannot get 
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from facecast.errors import FacecastError
-from facecast.quality.guidance import training_guidance
+from facecast.quality import guidance
 from facecast.studio import stages
 from facecast.train.options import ARCH_FIXED, PRESETS, ModelOptions, option_help, preset
 
@@ -41,23 +40,14 @@ def _model_name(name: str) -> str:
     return name
 
 
-def read_history(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """(loss rows, eval rows, events) from history.jsonl; lines cut by a kill are skipped."""
-    losses, evals, events = [], [], []
-    if not path.is_file():
-        return losses, evals, events
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if "src_loss" in row:
-            losses.append(row)
-        elif "eval" in row:
-            evals.append({"iter": row.get("iter"), **row["eval"]})
-        elif "event" in row:
-            events.append(row)
-    return losses, evals, events
+def read_history(model_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(all rows, loss rows, eval rows, events) of the model's history.jsonl, read once, through
+    `quality.guidance`'s reader (lines cut by a kill are skipped)."""
+    rows = guidance.read_history(model_dir)
+    losses = [r for r in rows if "src_loss" in r]
+    evals = [{"iter": r.get("iter"), **r["eval"]} for r in rows if "src_loss" not in r and isinstance(r.get("eval"), dict)]
+    events = [r for r in rows if "src_loss" not in r and "eval" not in r and "event" in r]
+    return rows, losses, evals, events
 
 
 def _thin(rows: list[dict[str, Any]], n: int = MAX_POINTS) -> list[dict[str, Any]]:
@@ -65,12 +55,6 @@ def _thin(rows: list[dict[str, Any]], n: int = MAX_POINTS) -> list[dict[str, Any
         return rows
     step = len(rows) / n
     return [rows[int(i * step)] for i in range(n)] + [rows[-1]]
-
-
-def _guidance(model_dir: Path, ms: float | None, eval_every: int) -> dict[str, Any]:
-    g = training_guidance(model_dir, ms, eval_every or None)
-    return {"plateau": g["plateau"], "identity": g["identity"], "identity_state": g["identity_state"],
-            "identity_eta_s": g["eta_s"], "identity_eta_iters": g["eta_iters"]}
 
 
 def model_state(app, model: str) -> dict[str, Any]:
@@ -84,7 +68,7 @@ def model_state(app, model: str) -> dict[str, Any]:
         return out
     options = ModelOptions.load(d / "options.json")
     state = stages._read_json(d / "state.json") or {}
-    losses, evals, events = read_history(d / "history.jsonl")
+    rows, losses, evals, events = read_history(d)
     it = int(state.get("iteration", 0))
     job = out["job"]
     if job and job["extra"].get("iteration"):
@@ -101,7 +85,7 @@ def model_state(app, model: str) -> dict[str, Any]:
         eta_s=((target - it) * ms / 1000.0) if (ms and target and target > it) else None,
         losses=_thin([{"iter": r["iter"], "src": r["src_loss"], "dst": r["dst_loss"]} for r in losses]),
         evals=_thin(evals), events=events[-20:],
-        **_guidance(d, ms, options.eval_every),
+        **guidance.summary_fields(guidance.guidance_from_records(rows, ms, options.eval_every or None)),
         preview=f"/api/train/preview?model={model}" if preview.is_file() else None,
         preview_mtime=preview.stat().st_mtime if preview.is_file() else None,
         saved_at=state.get("saved_at"),
