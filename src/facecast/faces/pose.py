@@ -95,14 +95,16 @@ _LIM = math.radians(89.0)
 _GRID = np.radians(np.arange(-85.0, 85.1, 5.0))  # 35 x 35 poses: one (68 x 1225) product
 
 
-def _residuals(yaw: np.ndarray, pitch: np.ndarray, zb: np.ndarray) -> np.ndarray:
-    """(N,136) Procrustes residuals (real, imaginary) of the model at N poses against centred points zb.
-
-    Only the first two rows of Ry(yaw) Rx(pitch) matter for an orthographic image: x' = (cy, sy sp, sy cp)
-    and y' = (0, cp, -sp) applied to the model's (x, y, z)."""
+def _rows(yaw: np.ndarray, pitch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two projection rows (each 3 x N) of Ry(yaw) Rx(pitch) at N poses: only these matter for an
+    orthographic image, x' = (cy, sy sp, sy cp) and y' = (0, cp, -sp) applied to the model's (x, y, z)."""
     cy, sy, cp, sp = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch)
-    rx = np.stack([cy, sy * sp, sy * cp])  # (3, N)
-    ry = np.stack([np.zeros_like(yaw), cp, -sp])
+    return np.stack([cy, sy * sp, sy * cp]), np.stack([np.zeros_like(yaw), cp, -sp])
+
+
+def _residuals(yaw: np.ndarray, pitch: np.ndarray, zb: np.ndarray) -> np.ndarray:
+    """(N,136) Procrustes residuals (real, imaginary) of the model at N poses against centred points zb."""
+    rx, ry = _rows(yaw, pitch)
     za = (_MODEL_C @ rx) + 1j * (_MODEL_C @ ry)  # (68, N), centred because the model is
     c = (np.conj(za) * zb[:, None]).sum(0)  # optimal scale x rotation, in closed form
     fit = za * (c / np.maximum((za.real**2 + za.imag**2).sum(0), 1e-12))
@@ -114,9 +116,7 @@ def _grid_cost(yaw: np.ndarray, pitch: np.ndarray, zb: np.ndarray) -> np.ndarray
     """The residual's squared norm at N poses without the 68 points: with X = M rx, Y = M ry (M the
     centred model), the optimal similarity leaves |b|^2 - |sum conj(X + iY) b|^2 / sum(X^2 + Y^2), and
     both sums reduce to 3-vectors (M^T b) and the 3x3 Gram matrix M^T M, computed once."""
-    cy, sy, cp, sp = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch)
-    rx = np.stack([cy, sy * sp, sy * cp])
-    ry = np.stack([np.zeros_like(yaw), cp, -sp])
+    rx, ry = _rows(yaw, pitch)
     u, v = _MODEL_C.T @ zb.real, _MODEL_C.T @ zb.imag
     cr = u @ rx + v @ ry
     ci = v @ rx - u @ ry

@@ -9,6 +9,7 @@ model; the trainer itself refuses the others (one line), so the page cannot get 
 from __future__ import annotations
 
 from dataclasses import asdict
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -152,8 +153,10 @@ def preset_options(request: Request, name: str = "cpu") -> dict[str, Any]:
     return options
 
 
+@lru_cache(maxsize=1)
 def recommended_preset() -> str:
-    """saehd where a GPU trains, cpu elsewhere (what the README recommends)."""
+    """saehd where a GPU trains, cpu elsewhere (what the README recommends). Cached per process: the
+    train page's state, polled every few seconds, asks for it, and the device does not change."""
     from facecast.compute import choose_device
 
     return "saehd" if choose_device("auto").device.startswith("cuda") else "cpu"
