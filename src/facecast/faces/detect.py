@@ -40,6 +40,7 @@ class DetectedFace:
     score: float
     landmarks: np.ndarray = field(repr=False)  # 68x2 float64, frame pixels
     angle: float | None = None  # crop rotation of the landmark HOG box (None: none found), for following
+    box: object | None = field(default=None, repr=False)  # landmarks.Box the predictor used, for steadying
 
 
 class FaceDetector(Protocol):
@@ -137,15 +138,15 @@ class MediapipeDlibDetector:
 
         return landmarks_for_rect(image, rect)
 
-    def place(self, image: np.ndarray, rect: tuple[float, float, float, float]):  # -> landmarks.Placement
+    def place(self, image: np.ndarray, rect: tuple[float, float, float, float], prev=None):  # -> landmarks.Placement
         from facecast.faces.landmarks import place_landmarks
 
-        return place_landmarks(image, rect)
+        return place_landmarks(image, rect, prev)
 
-    def follow(self, image: np.ndarray, rect: tuple[float, float, float, float], angle: float):
+    def follow(self, image: np.ndarray, rect: tuple[float, float, float, float], angle: float, prev=None):
         from facecast.faces.landmarks import follow_landmarks
 
-        return follow_landmarks(image, rect, angle)
+        return follow_landmarks(image, rect, angle, prev)
 
 
 BACKENDS = {"mediapipe+dlib": MediapipeDlibDetector}
@@ -176,7 +177,7 @@ def detect_faces(image: np.ndarray, min_score: float = 0.5, backend: str = DEFAU
     out = []
     for rect, score in det.boxes(img, min_score):
         placed = det.place(img, rect) if hasattr(det, "place") else None
-        out.append(DetectedFace(rect, score, placed.points, placed.angle) if placed is not None
+        out.append(DetectedFace(rect, score, placed.points, placed.angle, placed.box) if placed is not None
                    else DetectedFace(rect, score, det.landmarks(img, rect)))
     return out
 
@@ -221,17 +222,20 @@ class FaceFollower:
         out: list[tuple[DetectedFace, int]] = []
         for rect, score in det.boxes(img, self.min_score):
             prev = max(self._last, key=lambda p: box_iou(rect, p[0].rect), default=None)
+            if prev is not None and box_iou(rect, prev[0].rect) <= MERGE_IOU:
+                prev = None  # not the same face: nothing to follow or steady against
+            prev_box = None if prev is None else prev[0].box
             placed, since = None, 0
-            if (prev is not None and box_iou(rect, prev[0].rect) > MERGE_IOU and prev[0].angle is not None
+            if (prev is not None and prev[0].angle is not None
                     and prev[1] + 1 < self.redetect_every and hasattr(det, "follow")):
-                placed, since = det.follow(img, rect, prev[0].angle), prev[1] + 1
+                placed, since = det.follow(img, rect, prev[0].angle, prev_box), prev[1] + 1
             if placed is not None:
                 self.followed_faces += 1
-                out.append((DetectedFace(rect, score, placed.points, placed.angle), since))
+                out.append((DetectedFace(rect, score, placed.points, placed.angle, placed.box), since))
                 continue
             self.placed_faces += 1
-            placed = det.place(img, rect) if hasattr(det, "place") else None
-            face = (DetectedFace(rect, score, placed.points, placed.angle) if placed is not None
+            placed = det.place(img, rect, prev_box) if hasattr(det, "place") else None
+            face = (DetectedFace(rect, score, placed.points, placed.angle, placed.box) if placed is not None
                     else DetectedFace(rect, score, det.landmarks(img, rect)))
             out.append((face, 0))
         self._last = out

@@ -58,6 +58,14 @@ ROLL_TRIES = (0.0, 25.0, -25.0)  # crop rotations (degrees) tried for the HOG bo
 ROLL_MARGIN = 0.3  # a rotated crop must beat the upright HOG score by this much to be used
 UPRIGHT_ENOUGH = 1.0  # an upright HOG score this high skips the rotated tries
 FALLBACK_MIN_ROLL = 15.0  # without any HOG box, re-predict upright when the first guess is rolled more
+MESH_CHECK = True  # check each placement against mediapipe's mesh (mesh.py); False: dlib alone (for benches)
+MESH_DISAGREE = 0.08  # eye+mouth points further than this from the mesh's (mean, / inter-ocular): suspect
+MESH_BOX_SCALE = 1.45  # the predictor's box side over the extent of the mesh's brow-to-mouth points
+PREDICT_BOX_PX = 320.0  # the predictor's box is sampled at this size (predict_in_box: the subpixel step)
+PREDICT_MARGIN = 1.5  # the predictor's crop side over its box side
+STEADY_BAND = 0.08  # box changes below this fraction of its side are steadied (steady_box)
+STEADY_GAIN = 0.3  # ... by moving only this share of the way
+STEADY_ANGLE = 3.0  # degrees: a crop rotation changing more than this is a new box
 
 
 @lru_cache(maxsize=1)
@@ -83,7 +91,12 @@ def _hog():  # -> dlib.fhog_object_detector
 def predictor_version() -> str:
     import dlib
 
-    return f"dlib {dlib.__version__} {PREDICTOR_FILE} + frontal HOG box"
+    base = f"dlib {dlib.__version__} {PREDICTOR_FILE} + frontal HOG box"
+    if not MESH_CHECK:
+        return base
+    from facecast.faces.mesh import mesh_version
+
+    return f"{base} + {mesh_version()}"
 
 
 def _run(image: np.ndarray, rect: tuple[float, float, float, float]) -> np.ndarray:
@@ -102,12 +115,13 @@ def rect_for_dlib(rect: tuple[float, float, float, float]) -> tuple[float, float
     return (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
 
 
-def _crop(img: np.ndarray, centre: tuple[float, float], side: float, angle: float) -> tuple[np.ndarray, np.ndarray]:
-    """A CROP_PX square around `centre`, the box side scaled to CROP_FACE_PX, rotated by `angle` degrees
+def _crop(img: np.ndarray, centre: tuple[float, float], side: float, angle: float,
+          face_px: float = CROP_FACE_PX, out_px: int = CROP_PX) -> tuple[np.ndarray, np.ndarray]:
+    """An `out_px` square around `centre`, `side` scaled to `face_px`, rotated by `angle` degrees
     (counter-clockwise on screen, so a face rolled by +angle comes out upright); returns (crop, 2x3 matrix)."""
-    mat = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), float(angle), CROP_FACE_PX / side)
-    mat[:, 2] += np.array([CROP_PX / 2 - centre[0], CROP_PX / 2 - centre[1]])
-    crop = cv2.warpAffine(img, mat, (CROP_PX, CROP_PX), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    mat = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), float(angle), face_px / side)
+    mat[:, 2] += np.array([out_px / 2 - centre[0], out_px / 2 - centre[1]])
+    crop = cv2.warpAffine(img, mat, (out_px, out_px), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return crop, mat
 
 
@@ -121,6 +135,26 @@ def _hog_box(crop: np.ndarray, expected: tuple[float, ...]) -> tuple[tuple[float
         if overlap > best:
             best, box, score = overlap, cand, float(s)
     return box, score
+
+
+@dataclass(frozen=True)
+class Box:
+    """The predictor's box in frame coordinates: a square of `side` px centred on (cx, cy), in a crop
+    rotated by `angle` degrees (the crop rotation of landmarks._crop)."""
+
+    cx: float
+    cy: float
+    side: float
+    angle: float
+
+    @staticmethod
+    def in_crop(box: tuple[float, float, float, float], mat: np.ndarray, angle: float) -> "Box":
+        """The frame-coordinate Box of a (x0, y0, x1, y1) box found in a crop made with matrix `mat`."""
+        from facecast.faces.align import matrix_scale
+
+        x0, y0, x1, y1 = box
+        (cx, cy), = transform_points(np.array([[(x0 + x1) / 2, (y0 + y1) / 2]]), invert(mat))
+        return Box(float(cx), float(cy), max(x1 - x0, y1 - y0) / matrix_scale(mat), float(angle))
 
 
 def _predict_mirrored(crop: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
@@ -138,6 +172,37 @@ def _predict_mirrored(crop: np.ndarray, box: tuple[float, float, float, float]) 
     return (pred + mirrored[MIRROR_68]) / 2
 
 
+def predict_in_box(img: np.ndarray, box: Box) -> np.ndarray:
+    """68 points (frame pixels) for the predictor's `box`, read from a crop sampled so that the box is
+    PREDICT_BOX_PX wide: the subpixel step.
+
+    dlib returns whole pixels, and it reads whole pixels at its feature points. With the box at the
+    ~60-160 px it had inside the 240 px detection crop, one crop pixel was 1-2 % of the inter-ocular
+    distance, so rounding alone moved the points of a still head from frame to frame. Sampled at 320 px
+    (bilinear, from the frame itself, so a large face keeps its detail) the rounding is a fraction of a
+    percent; on a still head's clip raw jitter fell by about half (bench/extract.py)."""
+    out_px = int(round(PREDICT_BOX_PX * PREDICT_MARGIN))
+    crop, mat = _crop(img, (box.cx, box.cy), box.side, box.angle, PREDICT_BOX_PX, out_px)
+    lo, hi = out_px / 2 - PREDICT_BOX_PX / 2, out_px / 2 + PREDICT_BOX_PX / 2
+    return transform_points(_predict_mirrored(crop, (lo, lo, hi, hi)), invert(mat))
+
+
+def steady_box(new: Box, prev: Box | None) -> Box:
+    """`new`, pulled towards the previous frame's box when the two are within STEADY_BAND of each other.
+
+    The mesh box (_mesh_box) moves with the mesh's per-frame noise, and the predictor, which is sensitive
+    to its box, moves every point with it. Inside the band the box moves by STEADY_GAIN of the difference (an
+    exponential average); a larger change (motion, a new face) is taken as it is, so lag stays bounded."""
+    if prev is None or abs(new.angle - prev.angle) > STEADY_ANGLE:
+        return new
+    band = STEADY_BAND * prev.side
+    if (abs(new.cx - prev.cx) > band or abs(new.cy - prev.cy) > band or abs(new.side - prev.side) > band):
+        return new
+    g = STEADY_GAIN
+    return Box(prev.cx + g * (new.cx - prev.cx), prev.cy + g * (new.cy - prev.cy),
+               prev.side + g * (new.side - prev.side), prev.angle + g * (new.angle - prev.angle))
+
+
 def eye_roll(landmarks: np.ndarray) -> float:
     """In-plane angle (degrees, clockwise on screen) of the line from one eye centre to the other."""
     d = landmarks[42:48].mean(0) - landmarks[36:42].mean(0)
@@ -147,11 +212,14 @@ def eye_roll(landmarks: np.ndarray) -> float:
 @dataclass
 class Placement:
     """68 points and how they were placed: `angle` is the crop rotation whose HOG box the predictor used,
-    None when no HOG box was found (the fallback path); a follower re-uses the angle in the next frame."""
+    None when no HOG box was found (the fallback and mesh-box paths); a follower re-uses the angle in the
+    next frame. `box` is the mesh-box path's predictor box (frame coordinates; None on dlib's own paths),
+    which the same face's box in the next frame is steadied against."""
 
     points: np.ndarray
     angle: float | None
     hog_score: float = -np.inf
+    box: Box | None = None
 
 
 def _check_input(image: np.ndarray, rect: tuple[float, float, float, float]) -> np.ndarray:
@@ -174,35 +242,95 @@ def _expected() -> tuple[float, float, float, float]:
     return (lo, lo, hi, hi)
 
 
-def place_landmarks(image: np.ndarray, rect: tuple[float, float, float, float]) -> Placement:
-    """68 points for the face in `rect` = (x0, y0, x1, y1) of an RGB image, with the angle used."""
+def disagreement(points: np.ndarray, anchor: np.ndarray) -> float:
+    """Mean distance of the eye and mouth points (36-67) from the mesh anchor's, over the anchor's
+    inter-ocular distance. On the bench's frames its rank correlation with dlib's NME is 0.87."""
+    d = np.linalg.norm(points[36:68] - anchor[36:68], axis=1).mean()
+    return float(d / max(interocular(anchor), 1e-9))
+
+
+def _mesh_anchor(crop: np.ndarray, mat: np.ndarray) -> np.ndarray | None:
+    from facecast.faces.mesh import mesh68
+
+    pts = mesh68(crop)
+    return None if pts is None else transform_points(pts, invert(mat))
+
+
+def _mesh_box(anchor: np.ndarray) -> Box:
+    """A predictor box from the mesh: the crop de-rotated by the mesh's eye line, the box centred on the
+    bounding box of the mesh's brow-to-mouth points (17-67) and MESH_BOX_SCALE times its larger side (a
+    grid on the tuning frames chose 1.45 of 1.0-1.9). Tried and not kept: the points' mean and RMS spread
+    instead of their bounding box, which is less noisy but sits off-centre on a turned head (held-out
+    still clip NME 6 -> 19 %)."""
+    angle = eye_roll(anchor)
+    c, s = np.cos(np.radians(angle)), np.sin(np.radians(angle))
+    inner = anchor[17:68] @ np.array([[c, -s], [s, c]])  # rotated so that the eye line is level
+    (x0, y0), (x1, y1) = inner.min(0), inner.max(0)
+    (cx, cy), = np.array([[(x0 + x1) / 2, (y0 + y1) / 2]]) @ np.array([[c, s], [-s, c]])
+    return Box(float(cx), float(cy), MESH_BOX_SCALE * float(max(x1 - x0, y1 - y0)), angle)
+
+
+def _checked(placed: Placement, img: np.ndarray, crop: np.ndarray, mat: np.ndarray, prev: Box | None) -> Placement:
+    """`placed`, or the mesh-box placement when `placed` strays from the mesh and the other is nearer it.
+
+    Measured (bench/extract.py; tuning frames of einstein and takeo, breakingbad held out): rendered-frame
+    NME 8.2 -> 6.0 % (tune) and 7.7 -> 5.5 % (held out); a held-out turned head in a still clip 26 -> 6 %.
+    Using the mesh box on every face instead was worse (6.0 / 6.9 %): dlib's HOG box is the better box
+    where it is right. A replaced placement has angle None, so a follower places it afresh next frame,
+    and carries its box, which the next frame's mesh box is steadied against (steady_box): the mesh's
+    per-frame noise moved this box enough to make a still head's points jitter (held-out still clip,
+    One-Euro: 0.67 % of the inter-ocular distance unsteadied, 0.49 % steadied).
+    Only this path is steadied: dlib's own HOG boxes gained nothing from it (0.47 / 0.04 % either way),
+    and unsteadied they give the same points for a frame whatever came before it."""
+    if not MESH_CHECK:
+        return placed
+    anchor = _mesh_anchor(crop, mat)
+    if anchor is None or disagreement(placed.points, anchor) <= MESH_DISAGREE:
+        return placed
+    box = steady_box(_mesh_box(anchor), prev)
+    other = predict_in_box(img, box)
+    if disagreement(other, anchor) < disagreement(placed.points, anchor):
+        return Placement(other, None, placed.hog_score, box)
+    return placed
+
+
+def place_landmarks(image: np.ndarray, rect: tuple[float, float, float, float], prev: Box | None = None) -> Placement:
+    """68 points for the face in `rect` = (x0, y0, x1, y1) of an RGB image, with the angle used; `prev` is
+    the same face's predictor box in the previous frame of a video (steady_box), None for a photo."""
     img = _check_input(image, rect)
     centre, side = _centre_side(rect)
     expected = _expected()
-    best = None  # (score, crop, matrix, box, angle)
+    best = None  # (score, matrix, box, angle)
+    upright = None  # (crop, matrix): the mesh check reads the upright crop
     for angle in ROLL_TRIES:
         crop, mat = _crop(img, centre, side, angle)
+        if angle == 0.0:
+            upright = (crop, mat)
         box, score = _hog_box(crop, expected)
         if box is not None and angle != 0.0:
             score -= ROLL_MARGIN
         if box is not None and (best is None or score > best[0]):
-            best = (score, crop, mat, box, angle)
+            best = (score, mat, box, angle)
         if angle == 0.0 and box is not None and score >= UPRIGHT_ENOUGH:
             break  # a confident upright HOG hit: the rotated tries would not win
+    assert upright is not None
     if best is not None:
-        score, crop, mat, box, angle = best
-        return Placement(transform_points(_predict_mirrored(crop, box), invert(mat)), angle, score)
-    # no HOG box at any angle (profile, odd light): the moved detector box, then once more upright
-    crop, mat = _crop(img, centre, side, 0.0)
-    pts = transform_points(_predict_mirrored(crop, rect_for_dlib(expected)), invert(mat))
-    roll = eye_roll(pts)
-    if abs(roll) < FALLBACK_MIN_ROLL:
-        return Placement(pts, None)
-    crop, mat = _crop(img, centre, side, roll)
-    return Placement(transform_points(_predict_mirrored(crop, rect_for_dlib(expected)), invert(mat)), None)
+        score, mat, box, angle = best
+        placed = Placement(predict_in_box(img, Box.in_crop(box, mat, angle)), angle, score)
+    else:
+        # no HOG box at any angle (profile, odd light): the moved detector box, then once more upright
+        pbox = Box.in_crop(rect_for_dlib(expected), upright[1], 0.0)
+        pts = predict_in_box(img, pbox)
+        roll = eye_roll(pts)
+        if abs(roll) >= FALLBACK_MIN_ROLL:
+            pbox = Box(pbox.cx, pbox.cy, pbox.side, roll)
+            pts = predict_in_box(img, pbox)
+        placed = Placement(pts, None)
+    return _checked(placed, img, upright[0], upright[1], prev)
 
 
-def follow_landmarks(image: np.ndarray, rect: tuple[float, float, float, float], angle: float) -> Placement | None:
+def follow_landmarks(image: np.ndarray, rect: tuple[float, float, float, float], angle: float,
+                     prev: Box | None = None) -> Placement | None:
     """The tracked-frame path: one HOG run in the crop at the angle that won in the previous frame.
 
     One HOG run instead of up to three (~3-5 ms each on a 240 px crop) and no whole-frame detector: the
@@ -214,7 +342,8 @@ def follow_landmarks(image: np.ndarray, rect: tuple[float, float, float, float],
     box, score = _hog_box(crop, _expected())
     if box is None:
         return None
-    return Placement(transform_points(_predict_mirrored(crop, box), invert(mat)), angle, score)
+    placed = Placement(predict_in_box(img, Box.in_crop(box, mat, angle)), angle, score)
+    return _checked(placed, img, crop, mat, prev)
 
 
 def landmarks_for_rect(image: np.ndarray, rect: tuple[float, float, float, float]) -> np.ndarray:
