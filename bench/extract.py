@@ -169,23 +169,14 @@ def _load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def _nme_rows() -> tuple[list[dict], list[dict], dict]:
-    from facecast.faces.detect import detect_faces
-    from facecast.faces.landmarks import nme
+NME_TUNE = ("einstein", "takeo")  # the mesh check's constants were chosen on these photos' frames only
+
+
+def _nme_frames() -> list[tuple[str, tuple, object, object]]:
+    """(photo, condition key, frame, ground truth): the annotated photos' 81 rendered frames."""
     from facecast.media.synth import Actor, render_clip, sample_photo
 
-    photo_rows = []
-    for name in PHOTOS:
-        image, lm = sample_photo(name)
-        detect_faces(image)
-        t0 = time.perf_counter()
-        faces = detect_faces(image)
-        dt = time.perf_counter() - t0
-        err = min(nme(f.landmarks, lm) for f in faces)
-        photo_rows.append({"photo": name, "size": f"{image.shape[1]}x{image.shape[0]}",
-                           "nme_pct": round(100 * err, 2), "detect_ms": round(1000 * dt, 1)})
-    errs: dict[tuple[str, str, float, float], float] = {}
-    missed = 0
+    out = []
     for name in PHOTOS:
         img, lm = sample_photo(name)
         for sk, (size, px) in SIZES.items():
@@ -194,12 +185,42 @@ def _nme_rows() -> tuple[list[dict], list[dict], dict]:
                     clip = render_clip([Actor(img, lm, start=(0.5 + 0.03 * k, 0.52 - 0.02 * j), face_px=(px, px),
                                               rotation_deg=roll, brightness=gain - 1.0, phase=math.pi / 2)],
                                        size=size, n_frames=1, seed=3 * k + j)
-                    gt = clip.landmarks[0][0]
-                    faces = detect_faces(clip.frames[0])
-                    if not faces:
-                        missed += 1
-                        continue
-                    errs[(name, sk, roll, gain)] = min(nme(f.landmarks, gt) for f in faces)
+                    out.append((name, (name, sk, roll, gain), clip.frames[0], clip.landmarks[0][0]))
+    return out
+
+
+def _nme_rows(mesh_check: bool = True) -> tuple[list[dict], list[dict], dict]:
+    """NME on the photos and on the rendered frames, with landmarks.MESH_CHECK set to `mesh_check`; each
+    rendered row is given for the tuning photos, the held-out photo and all, so a gain that only holds
+    where it was tuned shows."""
+    from facecast.faces import landmarks
+    from facecast.faces.detect import detect_faces
+    from facecast.faces.landmarks import nme
+    from facecast.media.synth import sample_photo
+
+    landmarks.MESH_CHECK = mesh_check
+    try:
+        photo_rows = []
+        for name in PHOTOS:
+            image, lm = sample_photo(name)
+            detect_faces(image)
+            t0 = time.perf_counter()
+            faces = detect_faces(image)
+            dt = time.perf_counter() - t0
+            err = min(nme(f.landmarks, lm) for f in faces)
+            photo_rows.append({"photo": name, "split": "tune" if name in NME_TUNE else "held-out",
+                               "size": f"{image.shape[1]}x{image.shape[0]}",
+                               "nme_pct": round(100 * err, 2), "detect_ms": round(1000 * dt, 1)})
+        errs: dict[tuple[str, str, float, float], float] = {}
+        missed = 0
+        for _name, key, frame, gt in _nme_frames():
+            faces = detect_faces(frame)
+            if not faces:
+                missed += 1
+                continue
+            errs[key] = min(nme(f.landmarks, gt) for f in faces)
+    finally:
+        landmarks.MESH_CHECK = True
 
     def mean(pred) -> float:
         vals = [v for key, v in errs.items() if pred(key)]
@@ -214,11 +235,45 @@ def _nme_rows() -> tuple[list[dict], list[dict], dict]:
         *[(f"photo {p}", lambda k, p=p: k[0] == p) for p in PHOTOS],
         ("all rendered", lambda k: True),
     ):
-        cond_rows.append({"condition": label, "nme_pct": mean(pred)})
+        cond_rows.append({"condition": label, "tune_pct": mean(lambda k: pred(k) and k[0] in NME_TUNE),
+                          "held_out_pct": mean(lambda k: pred(k) and k[0] not in NME_TUNE), "nme_pct": mean(pred)})
     vals = sorted(errs.values())
-    extra = {"rendered_frames": len(errs) + missed, "missed": missed,
+    extra = {"mesh_check": mesh_check, "rendered_frames": len(errs) + missed, "missed": missed,
              "p95_pct": round(100 * vals[int(0.95 * (len(vals) - 1))], 2), "max_pct": round(100 * vals[-1], 2)}
     return photo_rows, cond_rows, extra
+
+
+def derive_mesh_map() -> list[int]:
+    """faces.mesh.MESH_TO_68 from scratch: per 300-W point, the mesh vertex nearest the annotation on
+    average (distance / inter-ocular) over the tuning photos and their rendered frames (NME_TUNE only)."""
+    import mediapipe as mp
+    import numpy as np
+
+    from facecast.faces import landmarks as L
+    from facecast.faces.align import box_iou, invert, transform_points
+    from facecast.faces.detect import get_detector
+    from facecast.media.synth import sample_photo
+
+    mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, min_detection_confidence=0.2)
+    cases = [(sample_photo(n)[0], sample_photo(n)[1]) for n in NME_TUNE]
+    cases += [(frame, gt) for name, _k, frame, gt in _nme_frames() if name in NME_TUNE]
+    cost, used = np.zeros((68, 468)), 0
+    for image, gt in cases:
+        boxes = get_detector().boxes(image, 0.5)
+        if not boxes:
+            continue
+        gt_box = (*gt.min(0), *gt.max(0))
+        rect = max(boxes, key=lambda b: box_iou(b[0], gt_box))[0]
+        centre, side = L._centre_side(rect)
+        crop, mat = L._crop(image, centre, side, 0.0)
+        found = mesh.process(crop).multi_face_landmarks
+        if not found:
+            continue
+        pts = transform_points(np.array([[q.x * crop.shape[1], q.y * crop.shape[0]] for q in found[0].landmark]), invert(mat))
+        cost += np.linalg.norm(pts[None, :, :] - gt[:, None, :], axis=2) / L.interocular(gt)
+        used += 1
+    print(f"mesh map from {used} tuning frames")
+    return [int(i) for i in cost.argmin(1)]
 
 
 def _noisy(frame, rng, sigma: float = 2.0, quality: int = 85):
@@ -234,10 +289,20 @@ def _noisy(frame, rng, sigma: float = 2.0, quality: int = 85):
 STEADY_TUNE = ("takeo",)  # smoothing parameters were tuned on this photo's clips; the others are held out
 
 
-def _steadiness_rows(n: int = 40) -> list[dict]:
+def _steadiness_rows(n: int = 40, mesh_check: bool = True) -> list[dict]:
     """Jitter (RMS frame-to-frame landmark motion minus the true motion, % of inter-ocular distance) and
     NME, raw / Gaussian / One-Euro smoothed, on a still head (noise + JPEG only) and a moving head, per
-    photo, with extract's per-frame path (FaceFollower)."""
+    photo, with extract's per-frame path (FaceFollower); landmarks.MESH_CHECK set to `mesh_check`."""
+    from facecast.faces import landmarks
+
+    landmarks.MESH_CHECK = mesh_check
+    try:
+        return _steadiness(n)
+    finally:
+        landmarks.MESH_CHECK = True
+
+
+def _steadiness(n: int) -> list[dict]:
     import numpy as np
 
     from facecast.faces.detect import FaceFollower
@@ -282,11 +347,27 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--derive-mesh-map", action="store_true", help="print faces.mesh.MESH_TO_68 derived afresh, then stop")
     args = ap.parse_args()
+    if args.derive_mesh_map:
+        from facecast.faces.mesh import MESH_TO_68
+
+        derived = derive_mesh_map()
+        print(derived)
+        print("same as faces.mesh.MESH_TO_68" if tuple(derived) == MESH_TO_68 else "differs from faces.mesh.MESH_TO_68")
+        return
+    alone = _nme_rows(mesh_check=False)
     photo_rows, cond_rows, extra = _nme_rows()
-    print_table(photo_rows, "landmark NME (inter-ocular) on annotated photos")
-    print_table(cond_rows, f"landmark NME on rendered frames ({extra})")
+    for row, old in zip(photo_rows, alone[0]):
+        row["dlib_alone_pct"] = old["nme_pct"]
+    for row, old in zip(cond_rows, alone[1]):
+        row.update({f"dlib_alone_{k}": v for k, v in old.items() if k.endswith("_pct")})
+    print_table(photo_rows, "landmark NME (inter-ocular) on annotated photos: with the mesh check / dlib alone")
+    print_table(cond_rows, f"landmark NME on rendered frames ({extra}; dlib alone: {alone[2]})")
     steady = _steadiness_rows()
+    steady_alone = _steadiness_rows(mesh_check=False)
+    for row, old in zip(steady, steady_alone):
+        row.update({f"dlib_alone_{k}": v for k, v in old.items() if k.startswith(("jitter", "nme"))})
     print_table(steady, f"steadiness: jitter and NME, raw / gaussian / one-euro (load {_load()})")
     stages = [_stage_profile(s) for s in ((1280, 720), (1920, 1080))]
     print_table(stages, "CPU ms per frame by step, one process (the write step includes re-reading the frame)")
@@ -299,7 +380,8 @@ def main() -> None:
                     "extract speed (detect+landmarks+gate+align+write, 512 px full faces)")
     mean_nme = round(sum(r["nme_pct"] for r in photo_rows) / len(photo_rows), 2)
     path = write_results("extract", {"nme": photo_rows, "mean_nme_pct": mean_nme, "nme_rendered": cond_rows,
-                                     "nme_rendered_summary": extra, "cpu_ms_by_step": stages, "speed": speed,
+                                     "nme_rendered_summary": extra, "nme_rendered_summary_dlib_alone": alone[2],
+                                     "cpu_ms_by_step": stages, "speed": speed,
                                      "steadiness": steady,
                                      "goals": {"fps_720p": 25, "fps_1080p": 15, "nme_pct": 4, "nme_rendered_pct": 6,
                                                "still_jitter_pct": 0.5}})

@@ -10,8 +10,8 @@ uses it to *notice* a failed placement (eye and mouth points far from the mesh's
 box, de-rotated by the mesh's eye line, for the predictor.
 
 MESH_TO_68: for each of the 68 points, the mesh vertex nearest to the 300-W annotation on average over
-the tuning frames only (the einstein and takeo photos and 86 frames rendered from them; breakingbad was
-held out), the argmin of the mean inter-ocular-normalised distance. Re-derive it with
+the tuning frames only (the einstein and takeo photos and the 54 bench frames rendered from them;
+breakingbad was held out), the argmin of the mean inter-ocular-normalised distance. Re-derive it with
 `bench/extract.py --derive-mesh-map`.
 
 Cost: ~4-6 ms per face on a 240 px crop (its own BlazeFace run inside the crop, then the 192 px mesh
@@ -28,10 +28,11 @@ from facecast.console import native_quiet
 
 MESH_TO_68 = (
     127, 234, 132, 58, 172, 136, 149, 148, 152, 400, 379, 365, 288, 361, 323, 447, 372,  # jaw
-    70, 63, 105, 66, 107, 336, 296, 282, 283, 276,  # brows
+    70, 63, 105, 66, 107, 336, 295, 282, 283, 276,  # brows
     168, 197, 5, 4, 98, 99, 164, 393, 327,  # nose
-    246, 29, 28, 173, 158, 144, 398, 385, 387, 249, 373, 380,  # eyes
-    61, 74, 72, 12, 268, 272, 375, 405, 314, 17, 84, 91, 96, 82, 13, 312, 324, 316, 15, 86,  # mouth
+    161, 29, 28, 173, 158, 144, 398, 385, 387, 388, 373, 380,  # eyes
+    61, 74, 72, 12, 268, 272, 306, 405, 314, 17, 84, 91,
+    96, 82, 13, 312, 324, 316, 15, 86,  # mouth
 )
 MIN_CONFIDENCE = 0.2  # the crop is known to hold a face: accept a weak detection inside it
 
