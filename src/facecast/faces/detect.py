@@ -32,6 +32,7 @@ from facecast.faces.align import box_iou
 
 SMALL_FRAME_PX = 360
 MERGE_IOU = 0.3
+UNSEEN_MIN_SCORE = 0.75  # a weaker box in which neither dlib's HOG nor the mesh finds a face is dropped
 
 
 @dataclass
@@ -177,9 +178,20 @@ def detect_faces(image: np.ndarray, min_score: float = 0.5, backend: str = DEFAU
     out = []
     for rect, score in det.boxes(img, min_score):
         placed = det.place(img, rect) if hasattr(det, "place") else None
+        if placed is not None and unseen(placed, score):
+            continue
         out.append(DetectedFace(rect, score, placed.points, placed.angle, placed.box) if placed is not None
                    else DetectedFace(rect, score, det.landmarks(img, rect)))
     return out
+
+
+def unseen(placed, score: float) -> bool:
+    """A weak detector box (score < UNSEEN_MIN_SCORE) where the landmark step found no face at all: no
+    HOG box at any angle and no face mesh (landmarks.Placement.seen). mediapipe's boxes near its 0.5
+    threshold include such false faces on busy backgrounds (28 of 300 frames of the bench's clip, every
+    one at score 0.50-0.52); each cost a full placement and identity descriptors, and made a second
+    identity. Strong boxes are kept whatever the landmark step saw."""
+    return not getattr(placed, "seen", True) and score < UNSEEN_MIN_SCORE
 
 
 REDETECT_EVERY = 5  # a followed face gets the full landmark placement at least every this many frames
@@ -235,6 +247,8 @@ class FaceFollower:
                 continue
             self.placed_faces += 1
             placed = det.place(img, rect, prev_box) if hasattr(det, "place") else None
+            if placed is not None and unseen(placed, score):
+                continue
             face = (DetectedFace(rect, score, placed.points, placed.angle, placed.box) if placed is not None
                     else DetectedFace(rect, score, det.landmarks(img, rect)))
             out.append((face, 0))

@@ -33,7 +33,7 @@ import numpy as np
 
 from facecast.errors import FacecastError
 from facecast.faces.framegate import POLICY
-from facecast.faces.track import Obs, TrackResult, track_faces
+from facecast.faces.track import REFRESH, Obs, TrackResult, track_faces
 from facecast.imaging.sharpness import face_sharpness
 from facecast.media.images import atomic_write_bytes, decode_image, list_images, read_image
 from facecast.workspace import Workspace
@@ -146,13 +146,20 @@ def _face_record(f) -> dict[str, Any]:
     return {"rect": [float(v) for v in f.rect], "score": f.score, "landmarks": f.landmarks.round(3).tolist()}
 
 
-def _detect_chunk(paths: list[str], min_score: float) -> list[dict[str, Any]]:
+def _detect_chunk(paths: list[str], min_score: float, indices: list[int] | None = None,
+                  describe_every: int = 0) -> list[dict[str, Any]]:
     """Gate, detect and place landmarks on consecutive frames; one record per frame (see module docstring).
 
     Frames are decoded one ahead in a thread (OpenCV's decoder releases the GIL), so reading overlaps the
-    models. A refused frame raises ContentRefused and the whole chunk's records are dropped."""
+    models. A refused frame raises ContentRefused and the whole chunk's records are dropped.
+
+    On frames whose index (`indices`, in the side's frame order) is a multiple of `describe_every`, each
+    face also gets its 128-D identity descriptor: the tracker samples appearance on those frames
+    (track.REFRESH), and at ~80 ms a face these were the serial part of a long extraction (11 s of an
+    83 s, 2,000-frame 720p run in the parent process); here they are spread over the workers."""
     from facecast.faces.detect import FaceFollower
     from facecast.faces.framegate import SampledGate
+    from facecast.faces.identity import face_descriptor
     from facecast.provenance import content_gate
 
     follower = FaceFollower(min_score)
@@ -165,9 +172,11 @@ def _detect_chunk(paths: list[str], min_score: float) -> list[dict[str, Any]]:
             if k + 2 < len(paths):
                 ahead.append(reader.submit(_read_frame, paths[k + 2]))
             gate = sampled(Path(path).name, image)
-            faces = follower(image)
-            out.append({"size": [int(image.shape[1]), int(image.shape[0])], "faces": [_face_record(f) for f in faces],
-                        "file": ident, "gate": gate})
+            records = [_face_record(f) for f in follower(image)]
+            if describe_every and indices is not None and indices[k] % describe_every == 0:
+                for rec in records:  # from the rounded landmarks the tracker will ask with
+                    rec["descriptor"] = face_descriptor(image, np.asarray(rec["landmarks"], np.float64)).round(6).tolist()
+            out.append({"size": [int(image.shape[1]), int(image.shape[0])], "faces": records, "file": ident, "gate": gate})
     return out
 
 
@@ -372,7 +381,7 @@ def extract(
     todo_paths = [str(p) for p in frames if p.name not in done]
     pending_writes = len(frames) - len(written)
     n_workers = 1 if engine is not None else _workers_for(workers, max(len(todo_paths), pending_writes))
-    todo = [(chunk, min_score) for chunk in _chunks(todo_paths, n_workers)]
+    todo = [(chunk, min_score, [names[Path(p).name] for p in chunk], REFRESH) for chunk in _chunks(todo_paths, n_workers)]
     pool = _pool(n_workers)
     try:
         report = _run(ws, side, frames, names, settings, manual, ref_desc, done, written, todo, save, pool,
@@ -394,9 +403,9 @@ def _run(ws, side, frames, names, settings, manual, ref_desc, done, written, tod
     data_dir = ws.data(side)
     last_save = time.monotonic()
     with make_progress(quiet) as progress:
-        task = progress.add_task(f"detect {side}", total=sum(len(c) for c, _ in todo))
+        task = progress.add_task(f"detect {side}", total=sum(len(job[0]) for job in todo))
         try:
-            for (paths, _), results in mapper(_detect_chunk, todo, pool, progress, task, advance=len):
+            for (paths, *_), results in mapper(_detect_chunk, todo, pool, progress, task, advance=len):
                 for path, result in zip(paths, results):
                     done[Path(path).name] = result
                 if time.monotonic() - last_save > SAVE_EVERY_S:
@@ -412,6 +421,9 @@ def _run(ws, side, frames, names, settings, manual, ref_desc, done, written, tod
         def describe(i: int, lm: np.ndarray) -> np.ndarray:
             from facecast.faces.identity import face_descriptor
 
+            for rec in done[frames[i].name]["faces"]:  # computed by a worker (_detect_chunk)
+                if "descriptor" in rec and np.array_equal(np.asarray(rec["landmarks"], np.float64), lm):
+                    return np.asarray(rec["descriptor"], np.float32)
             if i not in cache:
                 cache.clear()
                 cache[i] = read_checked(frames[i], done[frames[i].name])[0]
@@ -450,7 +462,7 @@ def _run(ws, side, frames, names, settings, manual, ref_desc, done, written, tod
                 written[Path(job[0]).name] = job[1]
         finally:
             save()
-    return _report(side, frames, done, result, sum(len(c) for c, _ in todo), len(jobs))
+    return _report(side, frames, done, result, sum(len(job[0]) for job in todo), len(jobs))
 
 
 def _reference_descriptors(paths: list[str]) -> list[np.ndarray] | None:

@@ -220,6 +220,7 @@ class Placement:
     angle: float | None
     hog_score: float = -np.inf
     box: Box | None = None
+    seen: bool = True  # False: neither dlib's HOG nor the mesh found a face in the detector's box
 
 
 def _check_input(image: np.ndarray, rect: tuple[float, float, float, float]) -> np.ndarray:
@@ -285,6 +286,8 @@ def _checked(placed: Placement, img: np.ndarray, crop: np.ndarray, mat: np.ndarr
     if not MESH_CHECK:
         return placed
     anchor = _mesh_anchor(crop, mat)
+    if anchor is None and placed.angle is None:
+        return Placement(placed.points, None, placed.hog_score, placed.box, seen=False)
     if anchor is None or disagreement(placed.points, anchor) <= MESH_DISAGREE:
         return placed
     box = steady_box(_mesh_box(anchor), prev)

@@ -8,7 +8,9 @@ is consulted only where position cannot decide, because it costs ~80 ms per face
 - when a frame is ambiguous (a detection fits several tracks' gates or a track several detections:
   people crossing),
 - when a detection fits no gate (re-identify it against every earlier track before opening a new one),
-- and every REFRESH frames per track, so its appearance model follows lighting and pose.
+- and once in every REFRESH-frame window per track, so its appearance model follows lighting and pose.
+  The windows are aligned to frame numbers (frames 0, 15, 30, ... for a track seen throughout), so
+  extraction can compute those descriptors in its workers ahead of tracking (extract._detect_chunk).
 Tracks whose mean descriptors are closer than SAME_IDENTITY are one identity. The kept identity is the
 one nearest the `--reference` photos, else the one seen in most frames.
 Gaps of up to MAX_FILL frames inside the kept identity's run get linearly interpolated landmarks
@@ -144,7 +146,7 @@ def build_tracks(frames: list[list[Obs]], describe: DescriptorFn) -> tuple[list[
             if i in cache:
                 tr.descriptors.append(cache[i])
                 tr.last_desc_frame = dets[i].frame
-            elif dets[i].frame - tr.last_desc_frame >= REFRESH:
+            elif dets[i].frame // REFRESH > tr.last_desc_frame // REFRESH:
                 tr.descriptors.append(desc(dets[i]))
                 tr.last_desc_frame = dets[i].frame
         for i, ob in enumerate(dets):
