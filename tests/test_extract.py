@@ -11,7 +11,7 @@ from facecast.errors import FacecastError
 from facecast.faces.align import invert, transform_points
 from facecast.faces.aligned import list_aligned, read_aligned
 from facecast.faces.extract import PROGRESS_FILE, REPORT_FILE, extract
-from facecast.media.images import write_image
+from facecast.media.images import read_image, write_image
 from facecast.media.synth import Actor, render_clip, sample_photo, two_person_clip
 
 from conftest import run_cli
@@ -168,3 +168,44 @@ def test_cli_extract_parallel_json(workspace):
     assert json.loads(out)["faces_written"] == 3
     code, out, err = run_cli("extract", "sideways", "-w", str(workspace.root))
     assert code != 0 and "side must be src or dst" in err and "Traceback" not in err
+
+
+def test_workers_compute_the_trackers_descriptors(workspace, monkeypatch):
+    """Phase 1 records a descriptor for every face on frames 0, REFRESH, 2*REFRESH, ... (the tracker's
+    appearance samples), equal to one computed afresh; the parent then computes only what tracking adds."""
+    from facecast.faces import identity
+    from facecast.faces.extract import _detect_chunk
+    from facecast.faces.track import REFRESH
+
+    img, lm = sample_photo("takeo")
+    n = REFRESH + 3
+    _write_frames(workspace, "dst", render_clip([Actor(img, lm)], n_frames=n).frames)
+    paths = sorted(str(p) for p in workspace.data("dst").iterdir())
+    records = _detect_chunk(paths[:4], 0.5, [0, 1, 2, 3], 2)
+    assert [("descriptor" in r["faces"][0]) for r in records] == [True, False, True, False]
+    image = read_image(paths[2])
+    again = identity.face_descriptor(image, np.asarray(records[2]["faces"][0]["landmarks"], np.float64))
+    assert np.allclose(records[2]["faces"][0]["descriptor"], again, atol=1e-5)
+
+    calls = []
+    real = identity.face_descriptor
+    monkeypatch.setattr(identity, "face_descriptor", lambda *a, **k: calls.append(1) or real(*a, **k))
+    report = extract(workspace, "dst", size=96, workers=1, quiet=True)
+    progress = json.loads((workspace.data("dst") / PROGRESS_FILE).read_text())
+    described = sorted(int(name[:5]) for name, rec in progress["frames"].items() if any("descriptor" in f for f in rec["faces"]))
+    assert described == [0, REFRESH]
+    # in-process (workers=1) the worker-side calls show too: exactly the two sampled frames, nothing more
+    assert len(calls) == 2 and report["descriptors_computed"] == 2
+
+
+def test_a_box_with_no_face_in_it_is_not_a_face():
+    from facecast.faces.detect import detect_faces, unseen
+    from facecast.faces.landmarks import place_landmarks
+
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    empty = place_landmarks(noise, (200, 150, 400, 350))
+    assert not empty.seen and unseen(empty, 0.5) and not unseen(empty, 0.9)  # strong boxes are kept
+    image, _lm = sample_photo("takeo")
+    (face,) = detect_faces(image)
+    assert place_landmarks(image, face.rect).seen
