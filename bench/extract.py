@@ -137,7 +137,17 @@ def _clip(size: tuple[int, int], n: int, seconds_per_crossing: float = 8.0, fps:
                               rotation_deg=8.0 * min(1.0, n / 250), brightness=0.1)], size=size, n_frames=n, fps=fps)
 
 
-def _stage_profile(size: tuple[int, int], n: int = 48) -> dict:
+def _stage_profile(size: tuple[int, int], n: int = 48, mesh_check: bool = True) -> dict:
+    from facecast.faces import landmarks
+
+    landmarks.MESH_CHECK = mesh_check
+    try:
+        return {**_profile(size, n), "mesh_check": mesh_check}
+    finally:
+        landmarks.MESH_CHECK = True
+
+
+def _profile(size: tuple[int, int], n: int) -> dict:
     """CPU ms per frame of each step of the extraction path, in this process (process_time, mean over a
     48-frame clip so the sampled gate and the key/followed frames are amortised as in a real run)."""
     import tempfile as tf
@@ -379,6 +389,8 @@ def main() -> None:
     ap.add_argument("--long-clip", type=int, default=0, metavar="N",
                     help="also time one whole extract of an N-frame clip (the goal names 2,000) at 720p and 1080p")
     ap.add_argument("--only-long-clip", action="store_true", help="run the --long-clip rows alone")
+    ap.add_argument("--only-profile", action="store_true",
+                    help="the per-step CPU table alone, with and without the mesh check, interleaved twice")
     ap.add_argument("--derive-mesh-map", action="store_true", help="print faces.mesh.MESH_TO_68 derived afresh, then stop")
     args = ap.parse_args()
     if args.derive_mesh_map:
@@ -387,6 +399,12 @@ def main() -> None:
         derived = derive_mesh_map()
         print(derived)
         print("same as faces.mesh.MESH_TO_68" if tuple(derived) == MESH_TO_68 else "differs from faces.mesh.MESH_TO_68")
+        return
+    if args.only_profile:
+        rows = [_stage_profile(size, mesh_check=m) for _ in range(2) for size in ((1280, 720), (1920, 1080))
+                for m in (False, True)]
+        print_table(rows, "CPU ms per frame by step, one process, without / with the mesh check")
+        write_results("extract_profile", {"cpu_ms_by_step": rows})
         return
     long_rows = [_long_clip(size, args.long_clip, args.workers) for size in ((1280, 720), (1920, 1080))] if args.long_clip else []
     if long_rows:

@@ -13,8 +13,8 @@ Choice (measured on this 2-core machine, DESIGN.md and bench/extract.py):
   found are upsampled 2x before detection: BlazeFace's short-range model needs faces of ~40+ px.
 Models are created once per process, on first use, and cached: worker processes each load their own,
 and the extract parent process, which only needs `version()`, loads none (mediapipe's import alone is
-~1 s). Per face, landmarks.py adds 1-3 HOG runs on a 240 px crop and two predictor calls (~5-12 ms on a
-quiet core); the whole detect_faces call measured 26-145 ms per photo on the loaded 2-core machine.
+~1 s). Per face, landmarks.py adds 1-3 HOG runs on a 240 px crop, two predictor calls and the face-mesh
+check (~12-20 ms on a quiet core); the whole detect_faces call measured 23-54 ms per photo.
 """
 
 from __future__ import annotations

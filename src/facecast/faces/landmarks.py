@@ -1,12 +1,13 @@
-"""68-point landmarks (iBUG 300-W scheme) placed by dlib's shape predictor, and the error metric.
+"""68-point landmarks (iBUG 300-W scheme) placed by dlib's shape predictor, checked against mediapipe's
+face mesh, and the error metric.
 
 Why dlib here: its 68-point predictor (the `.dat` inside the pip package `face-recognition-models`)
-places points at ~1 ms per face; mediapipe's 468-point mesh mapped to 68 points is worse (DESIGN.md;
-re-measured for the jaw, where fusing could have helped turned faces: mesh jaw NME 13.8/7.9/28.9 % on
-einstein/takeo/breakingbad against dlib's 8.3/5.1/6.3 %, averaging the two was worse than dlib alone, so
-the mesh is not used). dlib's weakness: it was trained on boxes from dlib's own HOG detector and is very
-sensitive to where the box sits, and its HOG detector only finds roughly upright faces. So
-`landmarks_for_rect`:
+places points at ~1 ms per face and is the more precise model where it works; mediapipe's 468-point mesh
+mapped to 68 points is worse on average (photos 7-15 % against dlib's 4-5 %; the mesh's jaw is a 3-D
+surface line, not the visible outline 300-W annotates: 33 % on the turned head of breakingbad), and
+averaging the two per region cost the held-out photo 3-4 points, so the mesh is not averaged in. dlib's
+weakness: it was trained on boxes from dlib's own HOG detector and is very sensitive to where the box
+sits, and its HOG detector only finds roughly upright faces. So `place_landmarks`:
 
 1. cuts a square crop around the detector's box, scaled so the face is ~120 px (small faces are
    upsampled, big ones shrunk: constant cost per face whatever the frame size);
@@ -14,26 +15,33 @@ sensitive to where the box sits, and its HOG detector only finds roughly upright
    frame) to get the box the predictor was trained with. It tries the upright crop first and, unless
    that hit is confident, crops rotated by +-25 degrees too; a rotated crop wins only if its HOG score
    beats the upright one by ROLL_MARGIN. Without this, faces rolled ~45 degrees (a photo's own roll plus
-   head tilt) got a wrong upright HOG box and NME 55-62 %; now 3-6 %;
-3. places the 68 points in the chosen crop, averages them with the prediction on the mirrored crop, and
-   maps them back to frame pixels. If HOG finds nothing at any angle (profile faces), the detector box
-   moved to where HOG boxes sit relative to mediapipe's (~8 % of the side higher, 4 % larger) is used,
-   upright, then once more in a crop rotated by the eye line of that first guess when it is rolled.
+   head tilt) got a wrong upright HOG box and NME 55-62 %; now 3-6 %. If HOG finds nothing at any angle
+   (profile faces), the detector box moved to where HOG boxes sit relative to mediapipe's (~8 % of the
+   side higher, 4 % larger) is used, upright, then once more rotated by the eye line of that first guess;
+3. places the 68 points with the box resampled to 320 px (`predict_in_box`, the subpixel step: dlib
+   rounds to whole pixels), averaged with the prediction on the mirrored crop;
+4. checks them against the mesh (mesh.py, ~6 ms): when the eye and mouth points stray from the mesh's by
+   more than MESH_DISAGREE, the predictor runs again in a box built from the mesh (de-rotated by its eye
+   line), and whichever placement is nearer the mesh is kept (`_checked`).
 
-Measured (bench/extract.py; NME = mean point error / outer-eye-corner distance):
-- annotated photos: einstein 7.08, takeo 3.46, breakingbad 4.72 % (mean 5.09; before 6.68/3.65/4.81,
-  5.05). The 4 % goal is out of reach for one dlib prediction on these photos: the best single box found
-  by a grid search against the ground truth gives 6.29/2.97/3.88 % (mean 4.38).
+Measured (bench/extract.py; NME = mean point error / outer-eye-corner distance; the mesh check's
+constants and MESH_TO_68 were chosen on the einstein and takeo frames, breakingbad held out):
+- annotated photos: einstein 6.96, takeo 3.53, breakingbad 4.33 % (mean 4.94; without the mesh check
+  6.58 / 3.53 / 4.33; the 240 px-crop path before the subpixel step 7.08 / 3.46 / 4.72). The 4 % goal is
+  out of reach for one dlib prediction on these photos: the best single box found by a grid search
+  against the ground truth gives 6.29/2.97/3.88 % (mean 4.38).
 - 81 frames rendered from those photos (render_clip: faces 55 px in 176x144, 100 px in 320x240, 220 px
-  in 640x480; extra roll -20/0/+20 degrees; brightness x0.6/1/1.4): mean 8.0 % (before 14.2), p95 19 %
-  (before 61), worst 25 % (before 67); takeo-based frames 3.5 %, einstein-based 12.9 % (its photo already
-  rolls 21 degrees and the cut-out hides the hair line).
+  in 640x480; extra roll -20/0/+20 degrees; brightness x0.6/1/1.4): mean 5.8 % with the mesh check
+  (tuning photos' frames 5.95, held-out 5.54) against 8.2 % without (8.17 / 8.12); p95 10.3 % (19.6 %),
+  worst 12.5 % (25.7 %). Costs ~6-9 ms of CPU per face.
 Tried and not kept: averaging over jittered boxes (+-5 %: photos 5.39 %, +-10 %: 8.34 %); a second pass
 with the box re-derived from the first pass's points (photos up to 20 %: the HOG-box-to-landmark
 relation differs per face: centre offset 0.09 / 0.02 / -0.28 of the face width on the three photos);
 always de-rotating by the eye line or by mediapipe's eye keypoints (photos 7.0 / 6.5 %: the predictor
 copes with moderate roll and mediapipe's eye points were 31 degrees off on einstein); a 150 px face in
-the crop (photos 4.60 % but rendered frames 8.6 %, worst 59 %).
+the crop (photos 4.60 % but rendered frames 8.6 %, worst 59 %); the mesh box on every face (rendered
+6.0 / 6.9 % tune / held out, against 6.0 / 5.5 % with the check); per-region averaging with the mesh
+(tuned weights: tune frames 5.2 %, held-out frames 7.8 %).
 
 `import face_recognition_models` fails on current setuptools, so the folder is found with importlib
 (`identity.models_dir`) and the `.dat` loaded by path.
