@@ -92,6 +92,8 @@ def test_turned_head_clip_is_steady_and_on_the_face():
         pts.append(best.landmarks)
         gts.append(gt[0])
     assert max(nme(p, g) for p, g in zip(pts, gts)) < 0.12
+    # placed by the mesh box, then followed on it (landmarks.follow_mesh_box) between full placements
+    assert follower.followed_faces >= 5 and follower.placed_faces <= 3
     iod = landmarks.interocular(gts[0])
     steps = [np.linalg.norm(b - a, axis=1).mean() / iod for a, b in zip(pts, pts[1:])]
     assert np.sqrt(np.mean(np.square(steps))) < 0.05  # raw frame-to-frame wobble of a still head, measured 0.03

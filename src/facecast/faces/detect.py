@@ -149,6 +149,11 @@ class MediapipeDlibDetector:
 
         return follow_landmarks(image, rect, angle, prev)
 
+    def follow_mesh(self, image: np.ndarray, rect: tuple[float, float, float, float], prev):
+        from facecast.faces.landmarks import follow_mesh_box
+
+        return follow_mesh_box(image, rect, prev)
+
 
 BACKENDS = {"mediapipe+dlib": MediapipeDlibDetector}
 DEFAULT_BACKEND = "mediapipe+dlib"
@@ -238,9 +243,11 @@ class FaceFollower:
                 prev = None  # not the same face: nothing to follow or steady against
             prev_box = None if prev is None else prev[0].box
             placed, since = None, 0
-            if (prev is not None and prev[0].angle is not None
-                    and prev[1] + 1 < self.redetect_every and hasattr(det, "follow")):
-                placed, since = det.follow(img, rect, prev[0].angle, prev_box), prev[1] + 1
+            if prev is not None and prev[1] + 1 < self.redetect_every:
+                if prev[0].angle is not None and hasattr(det, "follow"):
+                    placed, since = det.follow(img, rect, prev[0].angle, prev_box), prev[1] + 1
+                elif prev_box is not None and hasattr(det, "follow_mesh"):  # placed by the mesh box last frame
+                    placed, since = det.follow_mesh(img, rect, prev_box), prev[1] + 1
             if placed is not None:
                 self.followed_faces += 1
                 out.append((DetectedFace(rect, score, placed.points, placed.angle, placed.box), since))
