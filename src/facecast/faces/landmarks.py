@@ -284,10 +284,11 @@ def _checked(placed: Placement, img: np.ndarray, crop: np.ndarray, mat: np.ndarr
     """`placed`, or the mesh-box placement when `placed` strays from the mesh and the other is nearer it.
 
     Measured (bench/extract.py; tuning frames of einstein and takeo, breakingbad held out): rendered-frame
-    NME 8.2 -> 6.0 % (tune) and 7.7 -> 5.5 % (held out); a held-out turned head in a still clip 26 -> 6 %.
+    NME 8.2 -> 6.0 % (tune) and 8.1 -> 5.5 % (held out); a held-out turned head in a still clip 38 -> 7 %.
     Using the mesh box on every face instead was worse (6.0 / 6.9 %): dlib's HOG box is the better box
-    where it is right. A replaced placement has angle None, so a follower places it afresh next frame,
-    and carries its box, which the next frame's mesh box is steadied against (steady_box): the mesh's
+    where it is right. A replaced placement has angle None and carries its box: a follower follows it on
+    the mesh box (follow_mesh_box) until its next full placement, and the next frame's mesh box is
+    steadied against it (steady_box): the mesh's
     per-frame noise moved this box enough to make a still head's points jitter (held-out still clip,
     One-Euro: 0.67 % of the inter-ocular distance unsteadied, 0.49 % steadied).
     Only this path is steadied: dlib's own HOG boxes gained nothing from it (0.47 / 0.04 % either way),
