@@ -32,6 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -137,14 +138,21 @@ def _clip(size: tuple[int, int], n: int, seconds_per_crossing: float = 8.0, fps:
                               rotation_deg=8.0 * min(1.0, n / 250), brightness=0.1)], size=size, n_frames=n, fps=fps)
 
 
-def _stage_profile(size: tuple[int, int], n: int = 48, mesh_check: bool = True) -> dict:
+@contextmanager
+def _mesh_check(on: bool):
+    """landmarks.MESH_CHECK set to `on` for the block (dlib alone when False), restored after."""
     from facecast.faces import landmarks
 
-    landmarks.MESH_CHECK = mesh_check
+    saved, landmarks.MESH_CHECK = landmarks.MESH_CHECK, on
     try:
-        return {**_profile(size, n), "mesh_check": mesh_check}
+        yield
     finally:
-        landmarks.MESH_CHECK = True
+        landmarks.MESH_CHECK = saved
+
+
+def _stage_profile(size: tuple[int, int], n: int = 48, mesh_check: bool = True) -> dict:
+    with _mesh_check(mesh_check):
+        return {**_profile(size, n), "mesh_check": mesh_check}
 
 
 def _profile(size: tuple[int, int], n: int) -> dict:
@@ -232,13 +240,11 @@ def _nme_rows(mesh_check: bool = True) -> tuple[list[dict], list[dict], dict]:
     """NME on the photos and on the rendered frames, with landmarks.MESH_CHECK set to `mesh_check`; each
     rendered row is given for the tuning photos, the held-out photo and all, so a gain that only holds
     where it was tuned shows."""
-    from facecast.faces import landmarks
     from facecast.faces.detect import detect_faces
     from facecast.faces.landmarks import nme
     from facecast.media.synth import sample_photo
 
-    landmarks.MESH_CHECK = mesh_check
-    try:
+    with _mesh_check(mesh_check):
         photo_rows = []
         for name in PHOTOS:
             image, lm = sample_photo(name)
@@ -258,8 +264,6 @@ def _nme_rows(mesh_check: bool = True) -> tuple[list[dict], list[dict], dict]:
                 missed += 1
                 continue
             errs[key] = min(nme(f.landmarks, gt) for f in faces)
-    finally:
-        landmarks.MESH_CHECK = True
 
     def mean(pred) -> float:
         vals = [v for key, v in errs.items() if pred(key)]
@@ -285,15 +289,14 @@ def _nme_rows(mesh_check: bool = True) -> tuple[list[dict], list[dict], dict]:
 def derive_mesh_map() -> list[int]:
     """faces.mesh.MESH_TO_68 from scratch: per 300-W point, the mesh vertex nearest the annotation on
     average (distance / inter-ocular) over the tuning photos and their rendered frames (NME_TUNE only)."""
-    import mediapipe as mp
     import numpy as np
 
     from facecast.faces import landmarks as L
     from facecast.faces.align import box_iou, invert, transform_points
     from facecast.faces.detect import get_detector
+    from facecast.faces.mesh import mesh_points
     from facecast.media.synth import sample_photo
 
-    mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, min_detection_confidence=0.2)
     cases = [(sample_photo(n)[0], sample_photo(n)[1]) for n in NME_TUNE]
     cases += [(frame, gt) for name, _k, frame, gt in _nme_frames() if name in NME_TUNE]
     cost, used = np.zeros((68, 468)), 0
@@ -305,10 +308,10 @@ def derive_mesh_map() -> list[int]:
         rect = max(boxes, key=lambda b: box_iou(b[0], gt_box))[0]
         centre, side = L._centre_side(rect)
         crop, mat = L._crop(image, centre, side, 0.0)
-        found = mesh.process(crop).multi_face_landmarks
-        if not found:
+        found = mesh_points(crop)
+        if found is None:
             continue
-        pts = transform_points(np.array([[q.x * crop.shape[1], q.y * crop.shape[0]] for q in found[0].landmark]), invert(mat))
+        pts = transform_points(found, invert(mat))
         cost += np.linalg.norm(pts[None, :, :] - gt[:, None, :], axis=2) / L.interocular(gt)
         used += 1
     print(f"mesh map from {used} tuning frames")
@@ -335,13 +338,8 @@ def _steadiness_rows(n: int = 40, mesh_check: bool = True) -> list[dict]:
     """Jitter (RMS frame-to-frame landmark motion minus the true motion, % of inter-ocular distance) and
     NME, raw / Gaussian / One-Euro smoothed, on a still head (noise + JPEG only) and a moving head, per
     photo, with extract's per-frame path (FaceFollower); landmarks.MESH_CHECK set to `mesh_check`."""
-    from facecast.faces import landmarks
-
-    landmarks.MESH_CHECK = mesh_check
-    try:
+    with _mesh_check(mesh_check):
         return _steadiness(n)
-    finally:
-        landmarks.MESH_CHECK = True
 
 
 def _steadiness(n: int) -> list[dict]:

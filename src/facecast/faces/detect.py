@@ -182,12 +182,21 @@ def detect_faces(image: np.ndarray, min_score: float = 0.5, backend: str = DEFAU
     det = get_detector(backend)
     out = []
     for rect, score in det.boxes(img, min_score):
-        placed = det.place(img, rect) if hasattr(det, "place") else None
-        if placed is not None and unseen(placed, score):
-            continue
-        out.append(DetectedFace(rect, score, placed.points, placed.angle, placed.box) if placed is not None
-                   else DetectedFace(rect, score, det.landmarks(img, rect)))
+        face = _placed_face(det, img, rect, score)
+        if face is not None:
+            out.append(face)
     return out
+
+
+def _placed_face(det: FaceDetector, img: np.ndarray, rect: tuple[float, float, float, float], score: float,
+                 prev_box=None) -> DetectedFace | None:
+    """The full landmark placement of one detector box as a face; None for an unseen box (`unseen`)."""
+    placed = det.place(img, rect, prev_box) if hasattr(det, "place") else None
+    if placed is None:
+        return DetectedFace(rect, score, det.landmarks(img, rect))
+    if unseen(placed, score):
+        return None
+    return DetectedFace(rect, score, placed.points, placed.angle, placed.box)
 
 
 def unseen(placed, score: float) -> bool:
@@ -253,11 +262,8 @@ class FaceFollower:
                 out.append((DetectedFace(rect, score, placed.points, placed.angle, placed.box), since))
                 continue
             self.placed_faces += 1
-            placed = det.place(img, rect, prev_box) if hasattr(det, "place") else None
-            if placed is not None and unseen(placed, score):
-                continue
-            face = (DetectedFace(rect, score, placed.points, placed.angle, placed.box) if placed is not None
-                    else DetectedFace(rect, score, det.landmarks(img, rect)))
-            out.append((face, 0))
+            face = _placed_face(det, img, rect, score, prev_box)
+            if face is not None:
+                out.append((face, 0))
         self._last = out
         return [f for f, _ in out]

@@ -56,7 +56,7 @@ import cv2
 import numpy as np
 
 from facecast.errors import FacecastError
-from facecast.faces.align import box_iou, invert, transform_points
+from facecast.faces.align import box_iou, invert, matrix_scale, transform_points
 
 PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
 CROP_FACE_PX = 120.0  # detector box side inside the crop
@@ -159,8 +159,6 @@ class Box:
     @staticmethod
     def in_crop(box: tuple[float, float, float, float], mat: np.ndarray, angle: float) -> "Box":
         """The frame-coordinate Box of a (x0, y0, x1, y1) box found in a crop made with matrix `mat`."""
-        from facecast.faces.align import matrix_scale
-
         x0, y0, x1, y1 = box
         (cx, cy), = transform_points(np.array([[(x0 + x1) / 2, (y0 + y1) / 2]]), invert(mat))
         return Box(float(cx), float(cy), max(x1 - x0, y1 - y0) / matrix_scale(mat), float(angle))
@@ -280,6 +278,12 @@ def _mesh_box(anchor: np.ndarray) -> Box:
     return Box(float(cx), float(cy), MESH_BOX_SCALE * float(max(x1 - x0, y1 - y0)), angle)
 
 
+def _mesh_box_placement(img: np.ndarray, anchor: np.ndarray, prev: Box | None, hog_score: float = -np.inf) -> Placement:
+    """The predictor in the mesh's box (steadied against the same face's box in the previous frame)."""
+    box = steady_box(_mesh_box(anchor), prev)
+    return Placement(predict_in_box(img, box), None, hog_score, box)
+
+
 def _checked(placed: Placement, img: np.ndarray, crop: np.ndarray, mat: np.ndarray, prev: Box | None) -> Placement:
     """`placed`, or the mesh-box placement when `placed` strays from the mesh and the other is nearer it.
 
@@ -298,13 +302,13 @@ def _checked(placed: Placement, img: np.ndarray, crop: np.ndarray, mat: np.ndarr
     anchor = _mesh_anchor(crop, mat)
     if anchor is None and placed.angle is None:
         return Placement(placed.points, None, placed.hog_score, placed.box, seen=False)
-    if anchor is None or disagreement(placed.points, anchor) <= MESH_DISAGREE:
+    if anchor is None:
         return placed
-    box = steady_box(_mesh_box(anchor), prev)
-    other = predict_in_box(img, box)
-    if disagreement(other, anchor) < disagreement(placed.points, anchor):
-        return Placement(other, None, placed.hog_score, box)
-    return placed
+    off = disagreement(placed.points, anchor)
+    if off <= MESH_DISAGREE:
+        return placed
+    other = _mesh_box_placement(img, anchor, prev, placed.hog_score)
+    return other if disagreement(other.points, anchor) < off else placed
 
 
 def place_landmarks(image: np.ndarray, rect: tuple[float, float, float, float], prev: Box | None = None) -> Placement:
@@ -372,11 +376,8 @@ def follow_mesh_box(image: np.ndarray, rect: tuple[float, float, float, float], 
     anchor = _mesh_anchor(crop, mat)
     if anchor is None:
         return None
-    box = steady_box(_mesh_box(anchor), prev)
-    points = predict_in_box(img, box)
-    if disagreement(points, anchor) > MESH_FOLLOW_LIMIT:
-        return None
-    return Placement(points, None, -np.inf, box)
+    placed = _mesh_box_placement(img, anchor, prev)
+    return None if disagreement(placed.points, anchor) > MESH_FOLLOW_LIMIT else placed
 
 
 def landmarks_for_rect(image: np.ndarray, rect: tuple[float, float, float, float]) -> np.ndarray:

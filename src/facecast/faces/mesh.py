@@ -50,16 +50,22 @@ def _model():  # -> mediapipe FaceMesh
     return model
 
 
-def mesh68(crop: np.ndarray) -> np.ndarray | None:
-    """The mesh's 68 anchor points (crop pixels, float64) for the face in an RGB uint8 crop; None when the
-    mesh finds no face there."""
+def mesh_points(crop: np.ndarray, indices=None) -> np.ndarray | None:
+    """The mesh's points `indices` (default all 468; crop pixels, float64) for the face in an RGB uint8
+    crop; None when the mesh finds no face there."""
     with native_quiet():
         result = _model().process(np.ascontiguousarray(crop))
     if not result.multi_face_landmarks:
         return None
     h, w = crop.shape[:2]
     marks = result.multi_face_landmarks[0].landmark
-    return np.array([[marks[i].x * w, marks[i].y * h] for i in MESH_TO_68], dtype=np.float64)
+    picked = marks if indices is None else [marks[i] for i in indices]
+    return np.array([[m.x * w, m.y * h] for m in picked], dtype=np.float64)
+
+
+def mesh68(crop: np.ndarray) -> np.ndarray | None:
+    """The mesh's 68 anchor points (MESH_TO_68) for the face in a crop; None when it finds no face."""
+    return mesh_points(crop, MESH_TO_68)
 
 
 def mesh_version() -> str:
